@@ -1,0 +1,143 @@
+"""The ``msp`` command line: one typed sub-command per lifecycle stage."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from jobs.logging_setup import configure_logging
+from jobs.settings import get_settings
+
+app = typer.Typer(
+    name="msp",
+    help="Marketing Strategy Platform: simulate, ingest, train, score and evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+simulate_app = typer.Typer(
+    help="Generate a deterministic shop into the landing zone (and its ground truth), or answer assignments.",
+    invoke_without_command=True,
+)
+app.add_typer(simulate_app, name="simulate")
+log = logging.getLogger("jobs.cli")
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: invalid settings: {problems}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging("DEBUG" if verbose else settings.log_level)
+
+
+@app.command("config")
+def config_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of aligned text.")] = False,
+) -> None:
+    """Print the effective settings (environment over embedded defaults), secrets masked."""
+    values = get_settings().masked()
+    if as_json:
+        typer.echo(json.dumps(values, indent=2, default=str))
+        return
+    width = max(len(k) for k in values)
+    for key, value in values.items():
+        typer.echo(f"{key.ljust(width)}  {value}")
+
+
+def _parse_overrides(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"{item!r} is not KIND=RATE (e.g. malformed=0.01)", param_hint="--dirt") from None
+    return out
+
+
+@simulate_app.callback()
+def simulate_command(
+    ctx: typer.Context,
+    seed: Annotated[int, typer.Option(help="Random seed: equal options give byte-identical output.")] = 42,
+    customers: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 20_000,
+    products: Annotated[int, typer.Option(min=16, help="Number of products.")] = 400,
+    days: Annotated[int, typer.Option(min=1, help="Number of simulated days.")] = 60,
+    start: Annotated[str, typer.Option(help="First simulated day (YYYY-MM-DD).")] = "2026-09-01",
+    campaign_every: Annotated[int, typer.Option(min=1, help="Days between past campaigns.")] = 14,
+    attribution_days: Annotated[int, typer.Option(min=1, max=60, help="Attribution window in days.")] = 7,
+    dirt_scale: Annotated[float, typer.Option(min=0.0, help="Multiply every dirt rate (0: clean data).")] = 1.0,
+    dirt: Annotated[list[str] | None, typer.Option(help="Override one dirt rate, KIND=RATE (repeatable).")] = None,
+) -> None:
+    """Simulate a shop: landing files partitioned by ds, campaign history, dirt, and the truth."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from jobs.simulator.config import DirtRates, SimConfig
+    from jobs.simulator.engine import simulate
+
+    try:
+        rates = DirtRates().with_overrides(_parse_overrides(dirt or [])).scaled(dirt_scale)
+        cfg = SimConfig(
+            seed=seed,
+            customers=customers,
+            products=products,
+            days=days,
+            start=date.fromisoformat(start),
+            campaign_every=campaign_every,
+            attribution_days=attribution_days,
+            dirt=rates,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    settings = get_settings()
+    log.info("simulating %d customers x %d days (seed %d) into %s", customers, days, seed, settings.landing)
+    result = simulate(cfg, settings.landing, settings.truth, progress=True)
+    typer.echo(f"simulated {cfg.start}..{cfg.end} in {result.seconds:.1f} s ({result.total_rows:,} rows)")
+    typer.echo(f"  landing zone: {result.landing}")
+    typer.echo(f"  ground truth: {result.truth}  (manifest.json, dirt.parquet, campaign_truth/)")
+    typer.echo(f"  {'table':<13} {'rows written':>13} {'clean rows':>11}")
+    for table, rows in sorted(result.rows_written.items()):
+        typer.echo(f"  {table:<13} {rows:>13,} {result.clean_rows.get(table, 0):>11,}")
+    typer.echo(f"  campaigns: {result.campaigns}; dirt injected by kind: {result.dirt_by_kind}")
+
+
+@simulate_app.command("respond")
+def respond_command(
+    assignments: Annotated[Path, typer.Option(help="Parquet or CSV of customer_id, strategy, propensity.")],
+    run_date: Annotated[str, typer.Option("--date", help="Date the assignments were made (YYYY-MM-DD).")],
+    dirt_scale: Annotated[float, typer.Option(min=0.0, help="Dirt in the generated files (default clean).")] = 0.0,
+) -> None:
+    """Draw outcomes for the platform's assignments and append them to the landing zone."""
+    from jobs.simulator.respond import AssignmentError, respond
+
+    settings = get_settings()
+    try:
+        result = respond(assignments, date.fromisoformat(run_date), settings.landing, settings.truth, dirt_scale)
+    except (AssignmentError, FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"answered {result.assignments:,} assignments of {result.run_date}: {result.converted:,} converted, "
+        f"revenue {result.revenue:,.2f}; wrote {len(result.files)} files under {settings.landing}"
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

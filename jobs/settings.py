@@ -1,0 +1,130 @@
+"""One typed settings object, built from ``MSP_*`` environment variables with embedded defaults.
+
+Relative paths resolve against ``MSP_HOME`` (default: the current working directory), so the
+embedded mode keeps everything it writes under ``var/`` of the checkout. Nothing is read or
+created at import time; call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+MASK = "****"
+
+
+class Settings(BaseSettings):
+    """Effective configuration of the platform (see ``msp config``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MSP_", extra="ignore", frozen=True)
+
+    home: Path = Field(default_factory=Path.cwd, description="Root that relative paths resolve against.")
+    data_root: Path = Field(Path("var/lake"), description="Lake root: landing/, bronze/, silver/, gold/.")
+    truth_dir: Path = Field(Path("var/truth"), description="Simulator ground truth, kept apart from the lake.")
+    airflow_home: Path = Field(Path("var/airflow"), description="AIRFLOW_HOME in embedded mode (SQLite).")
+    spark_master: str = Field("local[*]", description="Spark master URL.")
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf (JSON object).")
+    mlflow_tracking_uri: str = Field("sqlite:///var/mlflow/mlflow.db", description="MLflow backend store.")
+    mlflow_artifact_root: Path = Field(Path("var/mlflow/artifacts"), description="MLflow artifact root.")
+    warehouse_url: SecretStr = Field(
+        SecretStr("duckdb:///var/warehouse.duckdb"),
+        description="duckdb:///path or postgresql://user:password@host:port/db",
+    )
+    warehouse_schema: str = Field("marketing", description="Warehouse schema for all tables and views.")
+    pii_salt: SecretStr | None = Field(None, description="Salt for hashing PII; unset = per-install salt.")
+    alert_webhook_url: SecretStr | None = Field(None, description="Optional webhook for failure alerts.")
+    log_level: str = Field("INFO", description="Logging level of jobs and the CLI.")
+
+    @field_validator("warehouse_schema")
+    @classmethod
+    def _schema_is_identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(
+                f"MSP_WAREHOUSE_SCHEMA={value!r} is not a plain SQL identifier "
+                "(letters, digits and underscores, not starting with a digit, at most 63 characters)"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"MSP_LOG_LEVEL={value!r} is not a logging level")
+        return level
+
+    def path(self, value: Path) -> Path:
+        """Resolve a configured path against ``home``."""
+        return value if value.is_absolute() else (self.home / value).resolve()
+
+    @property
+    def lake(self) -> Path:
+        return self.path(self.data_root)
+
+    @property
+    def landing(self) -> Path:
+        return self.lake / "landing"
+
+    @property
+    def truth(self) -> Path:
+        return self.path(self.truth_dir)
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        """The tracking URI with a relative ``sqlite:///`` path made absolute against ``home``."""
+        return _resolve_file_url(self.mlflow_tracking_uri, "sqlite", self.home)
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        """The warehouse URL with a relative ``duckdb:///`` path made absolute against ``home``."""
+        return _resolve_file_url(self.warehouse_url.get_secret_value(), "duckdb", self.home)
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as plain values with secrets and URL passwords masked, for printing."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "warehouse_url":
+                value = mask_url(self.resolved_warehouse_url)
+            elif isinstance(value, SecretStr):
+                value = mask_url(value.get_secret_value()) if name.endswith("_url") else MASK
+            elif isinstance(value, Path):
+                value = str(self.path(value))
+            elif name == "mlflow_tracking_uri":
+                value = mask_url(self.resolved_mlflow_tracking_uri)
+            out[name] = value
+        return out
+
+
+def mask_url(url: str) -> str:
+    """Hide the password (and token-like query strings) of a URL, keep the rest readable."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc and not parts.query:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{user}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "", parts.fragment))
+
+
+def _resolve_file_url(url: str, scheme: str, home: Path) -> str:
+    """``scheme:///relative/path`` made absolute against ``home``; other URLs unchanged."""
+    prefix = f"{scheme}:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+        return prefix + str((home / url[len(prefix) :]).resolve())
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call ``get_settings.cache_clear()``)."""
+    return Settings()
