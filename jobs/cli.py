@@ -135,6 +135,15 @@ def respond_command(
     )
 
 
+@app.command("demo")
+def demo_command() -> None:
+    """Run the whole pipeline end to end on embedded defaults and say where to look."""
+    from jobs.demo import run_demo
+
+    report = run_demo(get_settings())
+    typer.echo("\n".join(report.lines))
+
+
 def main() -> None:
     app()
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.simulator.response import P_QTY_TWO, WEEKDAY_FACTOR, purchase_rate, session_rate
-from jobs.simulator.world import Population, product_ids
+from jobs.simulator.world import Population, padded, product_ids
 
 DAY_MS = 86_400_000
 SEARCH_SHARE = 0.35  # sessions that start with a search
@@ -233,4 +233,4 @@ def email_events(
 
 def ids(prefix: str, ymd: str, tag: str, n: int, width: int) -> np.ndarray:
     """Sequential ids: prefix, date, tag and a zero-padded number, e.g. ``E20260901`` ``0000001``."""
-    return np.char.add(f"{prefix}{ymd}{tag}", np.char.zfill(np.arange(1, n + 1).astype(str), width))
+    return padded(f"{prefix}{ymd}{tag}", np.arange(1, n + 1), width)

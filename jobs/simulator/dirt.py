@@ -107,6 +107,7 @@ def inject(
 
     # In place: optional fields blanked on clean rows (the row stays valid).
     in_place: list[tuple[int, dict[str, Any]]] = []
+    sources = np.arange(n)  # rows that added defects copy: never one blanked in place
     if spec.applicable("optional_null") and n:
         count = min(rng.binomial(n, rates.optional_null), n)
         positions = rng.choice(n, size=count, replace=False)
@@ -116,6 +117,7 @@ def inject(
             frame.iat[pos, frame.columns.get_loc(col)] = None
             row[col] = None
             in_place.append((int(pos), record(row, "optional_null", f"missing:{col}", IMPUTE, col, f"was {before!r}")))
+        sources = np.setdiff1d(sources, positions)
 
     # Added rows: copies of clean rows, changed per kind.
     added: list[dict[str, Any]] = []
@@ -124,10 +126,10 @@ def inject(
     dirty_seq = 0
     kinds = [f.name for f in dataclasses.fields(rates) if f.name != "optional_null"]
     for kind in kinds:
-        if not spec.applicable(kind) or n == 0:
+        if not spec.applicable(kind) or len(sources) == 0:
             continue
         count = rng.binomial(n, getattr(rates, kind))
-        for row in clean.iloc[rng.integers(0, n, size=count)].to_dict("records"):
+        for row in clean.iloc[sources[rng.integers(0, len(sources), size=count)]].to_dict("records"):
             dirty_seq += 1
             column, reason, action, detail = _corrupt(kind, row, spec, ctx, rng, dirty_seq)
             added.append(row)

@@ -349,6 +349,7 @@ def simulate(cfg: SimConfig, landing: Path, truth: Path, progress: bool = False)
     try:
         result = _simulate_into(cfg, stage_landing, stage_truth, progress)
         for table in TABLES:
+            (stage_landing / table).mkdir(parents=True, exist_ok=True)  # a table with no rows yet
             swap_in(stage_landing / table, landing / table)
         swap_in(stage_truth, truth)
     finally:

@@ -27,6 +27,8 @@ def iso_utc_s(ms: np.ndarray) -> np.ndarray:
 
 def iso_local(ms: np.ndarray) -> np.ndarray:
     """Epoch ms -> shop-local time with its offset, e.g. ``2026-09-01T12:11:12+02:00``."""
+    if len(ms) == 0:
+        return np.zeros(0, dtype="<U25")
     utc = pd.DatetimeIndex(pd.to_datetime(np.asarray(ms, dtype="int64"), unit="ms", utc=True))
     local = utc.tz_convert(LOCAL_TZ).tz_localize(None)
     offset_h = ((local - utc.tz_localize(None)) // pd.Timedelta(hours=1)).to_numpy()

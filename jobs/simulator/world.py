@@ -44,12 +44,19 @@ class Population:
         return self.frame[name].to_numpy()
 
 
+def padded(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    """``prefix`` + zero-padded numbers, e.g. ``C0000042`` (an empty input gives an empty array)."""
+    if len(numbers) == 0:
+        return np.zeros(0, dtype=f"<U{len(prefix) + width}")
+    return np.char.add(prefix, np.char.zfill(np.asarray(numbers).astype(str), width))
+
+
 def customer_ids(index: np.ndarray) -> np.ndarray:
-    return np.char.add("C", np.char.zfill((index + 1).astype(str), 7))
+    return padded("C", index + 1, 7)
 
 
 def product_ids(index: np.ndarray) -> np.ndarray:
-    return np.char.add("P", np.char.zfill((index + 1).astype(str), 5))
+    return padded("P", index + 1, 5)
 
 
 def make_population(cfg: SimConfig) -> Population:

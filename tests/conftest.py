@@ -1,0 +1,42 @@
+"""Test-wide setup: isolate every test run from the developer's var/ and Airflow home."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+
+# Before anything imports airflow: a private AIRFLOW_HOME, no example DAGs, unit-test mode off.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="msp-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture
+def msp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Settings rooted in a fresh temporary folder (MSP_HOME), cache cleared before and after."""
+    from jobs.settings import get_settings
+
+    monkeypatch.setenv("MSP_HOME", str(tmp_path))
+    for key in list(os.environ):
+        if key.startswith("MSP_") and key != "MSP_HOME":
+            monkeypatch.delenv(key)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def require_datasets() -> Path:
+    """The shared real data sets, or a skip that says why (they are present in CI)."""
+    if not DATASETS.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{DATASETS} is missing in CI: the real-data tests cannot run")
+        pytest.skip(f"real data sets not found at {DATASETS} (present in CI; see shared/datasets/README.md)")
+    return DATASETS

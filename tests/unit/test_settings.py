@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from jobs.settings import MASK, Settings, get_settings, mask_url
+from tests.conftest import ROOT
+
+
+def test_embedded_defaults_resolve_under_home(msp_home: Path) -> None:
+    s = get_settings()
+    assert s.home == msp_home
+    assert s.lake == msp_home / "var/lake"
+    assert s.landing == msp_home / "var/lake/landing"
+    assert s.truth == msp_home / "var/truth"
+    assert s.path(s.airflow_home) == msp_home / "var/airflow"
+    assert s.spark_master == "local[*]"
+    assert s.resolved_mlflow_tracking_uri == f"sqlite:///{msp_home}/var/mlflow/mlflow.db"
+    assert s.path(s.mlflow_artifact_root) == msp_home / "var/mlflow/artifacts"
+    assert s.resolved_warehouse_url == f"duckdb:///{msp_home}/var/warehouse.duckdb"
+    assert s.warehouse_schema == "marketing"
+
+
+def test_environment_overrides_defaults(msp_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MSP_SPARK_MASTER", "spark://127.0.0.1:7077")
+    monkeypatch.setenv("MSP_SPARK_CONF", '{"spark.executor.memory": "2g"}')
+    monkeypatch.setenv("MSP_DATA_ROOT", "/data/lake")
+    monkeypatch.setenv("MSP_LOG_LEVEL", "debug")
+    s = Settings()
+    assert s.spark_master == "spark://127.0.0.1:7077"
+    assert s.spark_conf == {"spark.executor.memory": "2g"}
+    assert s.lake == Path("/data/lake")
+    assert s.log_level == "DEBUG"
+
+
+def test_masked_hides_secrets_and_url_passwords(msp_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MSP_WAREHOUSE_URL", "postgresql://msp:hunter2@127.0.0.1:5432/shop")
+    monkeypatch.setenv("MSP_PII_SALT", "pepper")
+    monkeypatch.setenv("MSP_ALERT_WEBHOOK_URL", "https://hooks.example/T0?token=abc")
+    shown = Settings().masked()
+    text = repr(shown)
+    assert "hunter2" not in text and "pepper" not in text and "abc" not in text
+    assert shown["warehouse_url"] == f"postgresql://msp:{MASK}@127.0.0.1:5432/shop"
+    assert shown["pii_salt"] == MASK
+    assert shown["alert_webhook_url"] == f"https://hooks.example/T0?{MASK}"
+
+
+@pytest.mark.parametrize("url", ["sqlite:////abs/path.db", "duckdb:///rel/w.duckdb", "http://host:5000"])
+def test_mask_url_keeps_urls_without_secrets(url: str) -> None:
+    assert mask_url(url) == url
+
+
+@pytest.mark.parametrize("bad", ["x; drop table y", "1abc", "a-b", "", "a" * 64])
+def test_schema_name_must_be_a_plain_identifier(bad: str, msp_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MSP_WAREHOUSE_SCHEMA", bad)
+    with pytest.raises(ValidationError, match="MSP_WAREHOUSE_SCHEMA"):
+        Settings()
+
+
+def test_import_has_no_side_effects(tmp_path: Path) -> None:
+    """Importing the package, the CLI and the simulator creates no file and starts nothing."""
+    code = "import jobs, jobs.settings, jobs.cli, jobs.demo, jobs.simulator.engine, jobs.simulator.respond"
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)},
+    )
+    assert [p.name for p in tmp_path.iterdir() if p.name not in {".cache", ".config"}] == []
