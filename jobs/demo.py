@@ -37,7 +37,9 @@ def _simulate(settings: Settings, report: DemoReport) -> None:
     cfg = SimConfig(customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS)
     result = simulate(cfg, settings.landing, settings.truth, progress=True)
     dirt = pd.read_parquet(result.truth / "dirt.parquet")
-    report.add(f"Shop simulated: {cfg.customers:,} customers, {cfg.products:,} products, {cfg.start}..{cfg.end}")
+    report.add(
+        f"Shop simulated: {cfg.customers:,} customers, {cfg.products:,} products, {cfg.start}..{cfg.end}"
+    )
     report.add(f"  {'table':<13} {'format':<8} {'rows written':>13} {'clean rows':>11}")
     from jobs.simulator.config import FORMATS
 

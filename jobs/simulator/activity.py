@@ -5,6 +5,7 @@ Vectorised over all sessions of a day; the only Python loop builds each order's 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,9 +134,7 @@ def expand(
     item_prod = pick_products(pop, sessions.customer[item_sess], shelf, rng)
     item_qty = 1 + (rng.random(len(item_sess)) < P_QTY_TWO)
 
-    ev_sess = np.concatenate(
-        [sidx[has_search], view_sess, ab_sess, item_sess, item_sess, item_sess]
-    )
+    ev_sess = np.concatenate([sidx[has_search], view_sess, ab_sess, item_sess, item_sess, item_sess])
     ev_type = np.concatenate(
         [
             np.full(has_search.sum(), SEARCH),
@@ -189,7 +188,7 @@ def expand(
     qtys, prices = item_qty.tolist(), line_price.tolist()
     items = [
         [{"product_id": pids[j], "qty": qtys[j], "price": prices[j]} for j in range(a, b)]
-        for a, b in zip(starts[:-1], starts[1:], strict=True)
+        for a, b in itertools.pairwise(starts)
     ]
     orders = pd.DataFrame(
         {

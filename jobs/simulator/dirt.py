@@ -116,7 +116,9 @@ def inject(
             before = row[col]
             frame.iat[pos, frame.columns.get_loc(col)] = None
             row[col] = None
-            in_place.append((int(pos), record(row, "optional_null", f"missing:{col}", IMPUTE, col, f"was {before!r}")))
+            in_place.append(
+                (int(pos), record(row, "optional_null", f"missing:{col}", IMPUTE, col, f"was {before!r}"))
+            )
         sources = np.setdiff1d(sources, positions)
 
     # Added rows: copies of clean rows, changed per kind.
@@ -202,7 +204,12 @@ def _corrupt(
         days = int(rng.integers(2, 3650))
         ms = ctx.day_ms + days * 86_400_000 + int(rng.integers(0, 86_400_000))
         row[spec.ts_col] = ctx.format_ts(ms)
-        return spec.ts_col, f"future_timestamp:{spec.ts_col}", QUARANTINE, f"{days} days after the partition date"
+        return (
+            spec.ts_col,
+            f"future_timestamp:{spec.ts_col}",
+            QUARANTINE,
+            f"{days} days after the partition date",
+        )
     raise ValueError(f"unknown dirt kind {kind!r}")
 
 

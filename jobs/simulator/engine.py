@@ -23,8 +23,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from jobs.simulator.activity import ShelfState, Sessions, email_events, expand, ids, organic_sessions
-from jobs.simulator.config import CATEGORIES, CHANNELS, CONTROL, DESIGNS, FORMATS, STRATEGIES, TABLES, SimConfig
+from jobs.simulator.activity import Sessions, ShelfState, email_events, expand, ids, organic_sessions
+from jobs.simulator.config import (
+    CATEGORIES,
+    CHANNELS,
+    CONTROL,
+    DESIGNS,
+    FORMATS,
+    STRATEGIES,
+    TABLES,
+    SimConfig,
+)
 from jobs.simulator.dirt import RECORD_COLUMNS, Dirtied, FileContext, inject
 from jobs.simulator.files import swap_in, write_atomic
 from jobs.simulator.render import render
@@ -133,7 +142,9 @@ def day_ms_array(dates: np.ndarray) -> np.ndarray:
     return dates.astype("datetime64[D]").astype("datetime64[ms]").astype(np.int64)
 
 
-def product_rows(catalogue: Catalogue, state: pd.DataFrame, idx: np.ndarray, updated_ms: np.ndarray) -> pd.DataFrame:
+def product_rows(
+    catalogue: Catalogue, state: pd.DataFrame, idx: np.ndarray, updated_ms: np.ndarray
+) -> pd.DataFrame:
     f = catalogue.frame
     return pd.DataFrame(
         {
@@ -375,9 +386,10 @@ def _simulate_into(cfg: SimConfig, landing: Path, truth: Path, progress: bool) -
     k = len(CATEGORIES)
 
     rng_u = rng_for(cfg.seed, "customer-updates")
-    n_updates = int(round(cfg.customer_update_share * n))
-    update_who = rng_u.choice(np.flatnonzero(signup_day <= 0), size=min(n_updates, int((signup_day <= 0).sum())),
-                              replace=False)
+    n_updates = round(cfg.customer_update_share * n)
+    update_who = rng_u.choice(
+        np.flatnonzero(signup_day <= 0), size=min(n_updates, int((signup_day <= 0).sum())), replace=False
+    )
     update_day = rng_u.integers(1, max(cfg.days, 2), size=len(update_who))
     update_region = other_region(pop.col("region")[update_who], rng_u)
 
@@ -392,7 +404,9 @@ def _simulate_into(cfg: SimConfig, landing: Path, truth: Path, progress: bool) -
         if d == 0:
             idx = np.flatnonzero(signup_day <= 0)
             signup_ms = day_ms_array(pop.col("signup_date")[idx])
-            rows = customer_rows(pop, idx, signup_ms + rng.integers(6 * 3_600_000, 22 * 3_600_000, size=len(idx)))
+            rows = customer_rows(
+                pop, idx, signup_ms + rng.integers(6 * 3_600_000, 22 * 3_600_000, size=len(idx))
+            )
         else:
             idx = np.flatnonzero(signup_day == d)
             rows = customer_rows(pop, idx, ds_ms + rng.integers(0, DAY_MS, size=len(idx)))
@@ -423,13 +437,25 @@ def _simulate_into(cfg: SimConfig, landing: Path, truth: Path, progress: bool) -
             eligible = (signup_day < d) & has_email & (window_end < d)
             target = np.flatnonzero(eligible & (crng.random(n) < cfg.campaign_share))
             probs = design_probabilities(design, pop, target)
-            arm = np.minimum((crng.random(len(target))[:, None] > np.cumsum(probs, axis=1)).sum(axis=1),
-                             len(STRATEGIES) - 1)
+            arm = np.minimum(
+                (crng.random(len(target))[:, None] > np.cumsum(probs, axis=1)).sum(axis=1),
+                len(STRATEGIES) - 1,
+            )
             propensity = probs[np.arange(len(target)), arm]
             outcomes = outcomes_on(cfg, pop, catalogue, d, today)
             campaign, sessions, emails = draw_campaign(
-                cfg, pop, outcomes, f"CMP-{ymd}", d, today, target, arm, propensity,
-                arm == STRATEGIES.index(CONTROL), len(revenue), crng,
+                cfg,
+                pop,
+                outcomes,
+                f"CMP-{ymd}",
+                d,
+                today,
+                target,
+                arm,
+                propensity,
+                arm == STRATEGIES.index(CONTROL),
+                len(revenue),
+                crng,
             )
             revenue = np.concatenate([revenue, np.zeros(len(target))])
             window_end[target] = d + cfg.attribution_days - 1
@@ -443,8 +469,10 @@ def _simulate_into(cfg: SimConfig, landing: Path, truth: Path, progress: bool) -
             frame["revenue"] = None
             frame["updated_at"] = frame["ts"]
             campaign_rows.append(frame)
-            write_parquet(truth / "campaign_truth" / f"ds={today.isoformat()}" / "part-00000.parquet",
-                          truth_frame(pop, outcomes, signup_day <= d, today.isoformat()))
+            write_parquet(
+                truth / "campaign_truth" / f"ds={today.isoformat()}" / "part-00000.parquet",
+                truth_frame(pop, outcomes, signup_day <= d, today.isoformat()),
+            )
             log.debug("campaign %s (%s): %d customers", campaign.campaign_id, design, len(target))
 
         # today's activity: organic sessions of customers outside a campaign window + campaign responses
@@ -453,9 +481,14 @@ def _simulate_into(cfg: SimConfig, landing: Path, truth: Path, progress: bool) -
         shelf = ShelfState.from_state(state, k)
         events, orders = expand(sessions, pop, shelf, ds_ms, rng, "", ymd)
         tagged = orders["_tag"].to_numpy() >= 0
-        np.add.at(revenue, orders["_tag"].to_numpy()[tagged],
-                  (orders["amount"] - orders["discount"]).to_numpy()[tagged])
-        writer.write("events", today, event_rows(pd.concat([events, *email_frames], ignore_index=True), ymd, ""))
+        np.add.at(
+            revenue,
+            orders["_tag"].to_numpy()[tagged],
+            (orders["amount"] - orders["discount"]).to_numpy()[tagged],
+        )
+        writer.write(
+            "events", today, event_rows(pd.concat([events, *email_frames], ignore_index=True), ymd, "")
+        )
         writer.write("orders", today, order_rows(orders))
 
         # campaign log: today's assignments, and the outcomes of windows that closed today
@@ -526,4 +559,3 @@ def load_manifest(truth: Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `msp simulate` first (respond needs its world)")
     return json.loads(path.read_text())
-

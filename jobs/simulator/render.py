@@ -32,7 +32,9 @@ def render(dirtied: Dirtied, spec: TableSpec, rng: np.random.Generator, schema: 
 def _csv(frame: pd.DataFrame, malformed: np.ndarray, rng: np.random.Generator) -> bytes:
     """CSV with a header, empty fields for nulls, no quoting (a value with a comma or quote raises)."""
     table = pa.Table.from_pandas(
-        frame.astype(object), schema=pa.schema([(c, pa.string()) for c in frame.columns]), preserve_index=False
+        frame.astype(object),
+        schema=pa.schema([(c, pa.string()) for c in frame.columns]),
+        preserve_index=False,
     )
     buf = io.BytesIO()
     buf.write((",".join(frame.columns) + "\n").encode())

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jobs.simulator.activity import Sessions, ShelfState, expand
 from jobs.simulator.config import CONTROL, STRATEGIES, SimConfig
 from jobs.simulator.engine import (
     LandingWriter,
@@ -24,7 +25,6 @@ from jobs.simulator.engine import (
     truth_frame,
     write_parquet,
 )
-from jobs.simulator.activity import Sessions, ShelfState, expand
 from jobs.simulator.files import write_atomic
 from jobs.simulator.rng import rng_for
 from jobs.simulator.world import make_catalogue, make_population
@@ -51,7 +51,11 @@ def read_assignments(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise AssignmentError(f"{path}: file not found")
     try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"customer_id": str})
+        frame = (
+            pd.read_parquet(path)
+            if path.suffix == ".parquet"
+            else pd.read_csv(path, dtype={"customer_id": str})
+        )
     except Exception as exc:
         raise AssignmentError(f"{path}: cannot be read as {path.suffix.lstrip('.') or 'csv'}: {exc}") from exc
     missing = [c for c in REQUIRED if c not in frame.columns]
@@ -61,17 +65,24 @@ def read_assignments(path: Path) -> pd.DataFrame:
     checks = [
         ("customer_id is null", frame["customer_id"].isna()),
         ("strategy not in the catalogue " + str(list(STRATEGIES)), ~frame["strategy"].isin(STRATEGIES)),
-        ("propensity must be in (0, 1]", ~pd.to_numeric(frame["propensity"], errors="coerce").between(0, 1, "right")),
+        (
+            "propensity must be in (0, 1]",
+            ~pd.to_numeric(frame["propensity"], errors="coerce").between(0, 1, "right"),
+        ),
         ("customer_id assigned twice", frame["customer_id"].duplicated(keep="first")),
     ]
     for rule, bad in checks:
         if bad.any():
             rows = (np.flatnonzero(bad.to_numpy()) + header)[:5].tolist()
-            raise AssignmentError(f"{path}: row(s) {rows} break the rule: {rule} ({int(bad.sum())} row(s) in all)")
+            raise AssignmentError(
+                f"{path}: row(s) {rows} break the rule: {rule} ({int(bad.sum())} row(s) in all)"
+            )
     return frame
 
 
-def respond(assignments: Path, run_date: date, landing: Path, truth: Path, dirt_scale: float = 0.0) -> RespondResult:
+def respond(
+    assignments: Path, run_date: date, landing: Path, truth: Path, dirt_scale: float = 0.0
+) -> RespondResult:
     """Draw outcomes for assignments made on ``run_date``; write them as landing data of the next days.
 
     Writes ``respond-<date>`` files (so a rerun replaces them): the assignment rows in
@@ -86,8 +97,11 @@ def respond(assignments: Path, run_date: date, landing: Path, truth: Path, dirt_
     day = (run_date - cfg.start).days
     if day < cfg.days:
         log.warning(
-            "respond date %s lies inside the simulated history (%s..%s): its outcomes add to organic activity",
-            run_date, cfg.start, cfg.end,
+            "respond date %s lies inside the simulated history (%s..%s): "
+            "its outcomes add to the organic activity already there",
+            run_date,
+            cfg.start,
+            cfg.end,
         )
     index = pd.Series(np.arange(pop.n), index=pop.col("customer_id"))
     known = frame["customer_id"].isin(index.index).to_numpy()
@@ -121,7 +135,13 @@ def respond(assignments: Path, run_date: date, landing: Path, truth: Path, dirt_
         shelf = ShelfState.from_state(catalogue.state_on(min(d, cfg.days - 1)), pop.cum_affinity.shape[1])
         drng = rng_for(cfg.seed, "respond-day", day, k)
         events, orders = expand(
-            sessions.get(d, Sessions.concat([])), pop, shelf, day_ms(when), drng, f"R{ymd}", when.strftime("%Y%m%d")
+            sessions.get(d, Sessions.concat([])),
+            pop,
+            shelf,
+            day_ms(when),
+            drng,
+            f"R{ymd}",
+            when.strftime("%Y%m%d"),
         )
         np.add.at(revenue, orders["_tag"].to_numpy(), (orders["amount"] - orders["discount"]).to_numpy())
         day_events = pd.concat([events, emails], ignore_index=True) if k == 0 else events
@@ -132,7 +152,9 @@ def respond(assignments: Path, run_date: date, landing: Path, truth: Path, dirt_
     assigned["updated_at"] = assigned["ts"]
     writer.write("campaign_log", run_date, assigned.astype(object), stem)
     close = run_date + timedelta(days=cfg.attribution_days)
-    writer.write("campaign_log", close, outcome_rows(campaign, pop, revenue, day_ms(close), rng).astype(object), stem)
+    writer.write(
+        "campaign_log", close, outcome_rows(campaign, pop, revenue, day_ms(close), rng).astype(object), stem
+    )
     write_parquet(
         truth / "campaign_truth" / f"ds={run_date.isoformat()}" / "part-00000.parquet",
         truth_frame(pop, outcomes, pop.col("signup_day") <= day, run_date.isoformat()),
@@ -152,5 +174,7 @@ def respond(assignments: Path, run_date: date, landing: Path, truth: Path, dirt_
         "revenue": result.revenue,
         "files": result.files,
     }
-    write_atomic(truth / "responses" / f"{run_date.isoformat()}.json", (json.dumps(summary, indent=2) + "\n").encode())
+    write_atomic(
+        truth / "responses" / f"{run_date.isoformat()}.json", (json.dumps(summary, indent=2) + "\n").encode()
+    )
     return result

@@ -49,6 +49,7 @@ def _one(fn: Any) -> Any:
 
 # --- defects per table ---------------------------------------------------------------------
 
+
 def _customer_near_dup(row: dict[str, Any], rng: np.random.Generator) -> str:
     if row.get("email"):
         row["email"] = row["email"].upper()
@@ -120,13 +121,25 @@ SPECS: dict[str, TableSpec] = {
         fmt="csv",
         key=("customer_id",),
         columns=(
-            "customer_id", "first_name", "last_name", "email", "phone", "signup_date",
-            "region", "channel", "birth_year", "gender", "updated_at",
+            "customer_id",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "signup_date",
+            "region",
+            "channel",
+            "birth_year",
+            "gender",
+            "updated_at",
         ),
         required=("signup_date",),
         optional=("region", "gender", "birth_year"),
         ts_col="signup_date",
-        wrong_type={"birth_year": ("19x5", "unknown", "1984.5.1"), "signup_date": ("31/02/2026", "yesterday")},
+        wrong_type={
+            "birth_year": ("19x5", "unknown", "1984.5.1"),
+            "signup_date": ("31/02/2026", "yesterday"),
+        },
         bad_value=_customer_bad,
         near_dup=_customer_near_dup,
         fresh_key=_fresh("customer_id", "CX{ymd}{seq:05d}"),
@@ -176,8 +189,16 @@ SPECS: dict[str, TableSpec] = {
         fmt="parquet",
         key=("campaign_id", "customer_id"),
         columns=(
-            "campaign_id", "customer_id", "ts", "strategy", "propensity", "is_holdout",
-            "visited", "converted", "revenue", "updated_at",
+            "campaign_id",
+            "customer_id",
+            "ts",
+            "strategy",
+            "propensity",
+            "is_holdout",
+            "visited",
+            "converted",
+            "revenue",
+            "updated_at",
         ),
         required=("ts", "strategy", "propensity"),
         fk={"customer_id": "customers"},

@@ -17,13 +17,15 @@ from jobs.simulator.config import CATEGORIES, CHANNELS, GENDERS, REGIONS, SimCon
 from jobs.simulator.rng import rng_for
 
 FIRST_NAMES = np.array(
-    "Anna Ben Clara David Emma Felix Greta Hugo Ida Jonas Klara Leon Mia Noah Olivia Paul "
-    "Rosa Samuel Tara Umar Vera Wim Xenia Yusuf Zoe".split()
-)
+    ["Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hugo", "Ida", "Jonas", "Klara",
+     "Leon", "Mia", "Noah", "Olivia", "Paul", "Rosa", "Samuel", "Tara", "Umar", "Vera", "Wim",
+     "Xenia", "Yusuf", "Zoe"]
+)  # fmt: skip
 LAST_NAMES = np.array(
-    "Adler Berg Costa Dietz Engel Fischer Graf Hahn Ivanova Jung Keller Lang Meyer Novak "
-    "Ortiz Peters Quinn Richter Schulz Tan Ueda Vogel Weber Young Zimmer".split()
-)
+    ["Adler", "Berg", "Costa", "Dietz", "Engel", "Fischer", "Graf", "Hahn", "Ivanova", "Jung",
+     "Keller", "Lang", "Meyer", "Novak", "Ortiz", "Peters", "Quinn", "Richter", "Schulz", "Tan",
+     "Ueda", "Vogel", "Weber", "Young", "Zimmer"]
+)  # fmt: skip
 #: mean list price per category (the catalogue draws prices around it)
 CATEGORY_PRICE = np.array([45.0, 28.0, 18.0, 180.0, 35.0, 60.0, 55.0, 30.0])
 
@@ -168,7 +170,7 @@ def make_catalogue(cfg: SimConfig) -> Catalogue:
         }
     )
     # Price changes and discontinuations during the simulated period (never below 2 per category).
-    n_changes = int(round(cfg.product_change_share * m))
+    n_changes = round(cfg.product_change_share * m)
     rows = []
     active_per_cat = np.bincount(category, minlength=k)
     for p in rng.choice(m, size=min(n_changes, m), replace=False):

@@ -1,0 +1,1 @@
+"""Benchmarks run by ``make bench`` (never by pytest): figures go to docs/BENCHMARKS.md."""

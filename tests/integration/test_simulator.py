@@ -103,7 +103,9 @@ def test_layout_formats_and_partitions(world: dict) -> None:
 def test_every_defect_in_the_files_is_in_the_record_and_nothing_else(world: dict, dirt: pd.DataFrame) -> None:
     found = audit(world["landing"])
     assert found.inconsistent_duplicates == [], "same key with different meaning is not a duplicate"
-    multi = [(r.file, r.row_number, r.reasons) for rows in found.rows.values() for r in rows if len(r.reasons) > 1]
+    multi = [
+        (r.file, r.row_number, r.reasons) for rows in found.rows.values() for r in rows if len(r.reasons) > 1
+    ]
     assert multi == [], "each dirty row carries exactly one defect"
 
     recorded = dirt[dirt["action"] != "dedupe"]
@@ -193,7 +195,9 @@ def test_true_effects_are_heterogeneous_and_some_strategy_hurts_a_segment(truth:
     hurt = (effects < 0).mean()
     assert hurt["coupon_20"] > 0.02 and hurt["email_recommendations"] > 0.02
     assert (effects.mean() > 0).all(), "on average every strategy helps conversion"
-    revenue = truth.pivot_table(index=["campaign_id", "customer_id"], columns="strategy", values="expected_revenue")
+    revenue = truth.pivot_table(
+        index=["campaign_id", "customer_id"], columns="strategy", values="expected_revenue"
+    )
     assert ((revenue["coupon_20"] - revenue["no_action"]) < 0).mean() > 0.05, "coupons cannibalise revenue"
 
 
@@ -244,7 +248,9 @@ def test_respond_draws_outcomes_for_assignments_and_reruns_idempotently(world: d
     out = pd.read_parquet(landing / "campaign_log" / "ds=2026-10-23" / "respond-2026-10-16.parquet")
     assert out["converted"].sum() == first.converted
     assert (out["revenue"].sum()).round(2) == pytest.approx(first.revenue, abs=0.05)
-    orders = pd.concat(pd.read_json(p, lines=True) for p in landing.glob("orders/ds=*/respond-2026-10-16.jsonl"))
+    orders = pd.concat(
+        pd.read_json(p, lines=True) for p in landing.glob("orders/ds=*/respond-2026-10-16.jsonl")
+    )
     assert len(orders) == first.converted
     assert (truth_dir / "campaign_truth" / "ds=2026-10-16" / "part-00000.parquet").exists()
 
@@ -252,13 +258,24 @@ def test_respond_draws_outcomes_for_assignments_and_reruns_idempotently(world: d
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (pd.DataFrame({"customer_id": ["C0000001"], "strategy": ["coupon_10"]}), r"missing required column.*propensity"),
-        (pd.DataFrame({"customer_id": ["C0000001", "C0000002"], "strategy": ["coupon_10", "sms"], "propensity": 0.5}),
-         r"row\(s\) \[3\] break the rule: strategy not in the catalogue"),
-        (pd.DataFrame({"customer_id": ["C0000001"], "strategy": ["coupon_10"], "propensity": 1.5}),
-         r"row\(s\) \[2\] break the rule: propensity must be in \(0, 1\]"),
-        (pd.DataFrame({"customer_id": ["C9999999"], "strategy": ["coupon_10"], "propensity": 0.5}),
-         r"row\(s\) \[2\] break the rule: customer_id unknown"),
+        (
+            pd.DataFrame({"customer_id": ["C0000001"], "strategy": ["coupon_10"]}),
+            r"missing required column.*propensity",
+        ),
+        (
+            pd.DataFrame(
+                {"customer_id": ["C0000001", "C0000002"], "strategy": ["coupon_10", "sms"], "propensity": 0.5}
+            ),
+            r"row\(s\) \[3\] break the rule: strategy not in the catalogue",
+        ),
+        (
+            pd.DataFrame({"customer_id": ["C0000001"], "strategy": ["coupon_10"], "propensity": 1.5}),
+            r"row\(s\) \[2\] break the rule: propensity must be in \(0, 1\]",
+        ),
+        (
+            pd.DataFrame({"customer_id": ["C9999999"], "strategy": ["coupon_10"], "propensity": 0.5}),
+            r"row\(s\) \[2\] break the rule: customer_id unknown",
+        ),
     ],
 )
 def test_respond_rejects_bad_assignments_naming_file_row_and_rule(

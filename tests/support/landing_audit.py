@@ -10,7 +10,7 @@ import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,19 @@ import pyarrow.parquet as pq
 EVENT_TYPES = {"view", "add_to_cart", "purchase", "search", "email_open", "email_click"}
 STRATEGIES = {"no_action", "email_recommendations", "coupon_10", "coupon_20", "free_shipping"}
 COLUMNS = {
-    "customers": ["customer_id", "first_name", "last_name", "email", "phone", "signup_date", "region",
-                  "channel", "birth_year", "gender", "updated_at"],
+    "customers": [
+        "customer_id",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "signup_date",
+        "region",
+        "channel",
+        "birth_year",
+        "gender",
+        "updated_at",
+    ],
     "events": ["event_id", "customer_id", "ts", "event_type", "product_id", "session_id"],
 }
 MAX_ORDER_AMOUNT = 100_000.0
@@ -58,7 +69,7 @@ def _number(value: Any) -> bool:
 
 
 def _limit(ds: str) -> datetime:
-    return datetime.combine(date.fromisoformat(ds) + timedelta(days=2), datetime.min.time(), timezone.utc)
+    return datetime.combine(date.fromisoformat(ds) + timedelta(days=2), datetime.min.time(), UTC)
 
 
 def read_file(table: str, path: Path, relpath: str) -> list[Row]:
@@ -152,8 +163,14 @@ def _check(table: str, relpath: str, number: int, rec: dict[str, Any], ds: str) 
         parsed = timestamp("ts")
         if rec.get("event_type") is not None and rec["event_type"].strip().lower() not in EVENT_TYPES:
             reasons.append("invalid_value:event_type")
-        norm = (key, rec.get("customer_id"), parsed, (rec.get("event_type") or "").strip().lower(),
-                rec.get("product_id"), rec.get("session_id"))
+        norm = (
+            key,
+            rec.get("customer_id"),
+            parsed,
+            (rec.get("event_type") or "").strip().lower(),
+            rec.get("product_id"),
+            rec.get("session_id"),
+        )
     elif table == "orders":
         key = rec.get("order_id")
         required("order_id", "customer_id", "ts", "amount")
@@ -164,11 +181,20 @@ def _check(table: str, relpath: str, number: int, rec: dict[str, Any], ds: str) 
                 reasons.append("wrong_type:amount")
             elif not 0 <= rec["amount"] <= MAX_ORDER_AMOUNT:
                 reasons.append("out_of_range:amount")
-        norm = (key, rec.get("customer_id"), parsed, rec.get("amount"), rec.get("discount"),
-                json.dumps(rec.get("items"), sort_keys=True))
+        norm = (
+            key,
+            rec.get("customer_id"),
+            parsed,
+            rec.get("amount"),
+            rec.get("discount"),
+            json.dumps(rec.get("items"), sort_keys=True),
+        )
     elif table == "campaign_log":
-        key = None if rec.get("campaign_id") is None or rec.get("customer_id") is None else (
-            f"{rec['campaign_id']}|{rec['customer_id']}")
+        key = (
+            None
+            if rec.get("campaign_id") is None or rec.get("customer_id") is None
+            else (f"{rec['campaign_id']}|{rec['customer_id']}")
+        )
         required("campaign_id", "customer_id", "ts", "strategy", "propensity")
         timestamp("ts")
         if rec.get("propensity") is not None and not 0 < rec["propensity"] <= 1:
@@ -189,7 +215,12 @@ class Audit:
 
     def findings(self) -> set[tuple[str, int, str]]:
         """(file, row_number, reason) of every non-duplicate defect."""
-        return {(r.file, r.row_number, reason) for rows in self.rows.values() for r in rows for reason in r.reasons}
+        return {
+            (r.file, r.row_number, reason)
+            for rows in self.rows.values()
+            for r in rows
+            for reason in r.reasons
+        }
 
 
 def audit(landing: Path) -> Audit:
@@ -212,7 +243,9 @@ def audit(landing: Path) -> Audit:
             for col, known in fks.items():
                 if r.values.get(col) is not None and r.values[col] not in known:
                     r.reasons.append(f"unknown_fk:{col}")
-            if table == "orders" and any(i.get("product_id") not in products for i in r.values.get("items") or []):
+            if table == "orders" and any(
+                i.get("product_id") not in products for i in r.values.get("items") or []
+            ):
                 r.reasons.append("unknown_fk:items.product_id")
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for table_rows in rows.values():

@@ -96,7 +96,9 @@ def test_exact_duplicates_are_identical_lines_and_recorded_where_they_are() -> N
 )
 def test_invalid_rows_get_a_fresh_key_and_a_reason(kind: str, reason_prefix: str) -> None:
     clean = events(10)
-    out = inject(clean, SPECS["events"], ctx("events"), NONE.with_overrides({kind: 0.5}), np.random.default_rng(7))
+    out = inject(
+        clean, SPECS["events"], ctx("events"), NONE.with_overrides({kind: 0.5}), np.random.default_rng(7)
+    )
     data = render(out, SPECS["events"], np.random.default_rng(7), None)
     lines = data.decode().splitlines()
     assert out.records, "the rate should have produced defects"
@@ -129,8 +131,13 @@ def test_optional_nulls_blank_a_field_in_place() -> None:
             "_ts_ms": [DAY_MS] * 4,
         }
     ).astype(object)
-    out = inject(clean, SPECS["orders"], ctx("orders"), NONE.with_overrides({"optional_null": 0.5}),
-                 np.random.default_rng(3))
+    out = inject(
+        clean,
+        SPECS["orders"],
+        ctx("orders"),
+        NONE.with_overrides({"optional_null": 0.5}),
+        np.random.default_rng(3),
+    )
     assert len(out.frame) == 4  # nothing added
     lines = render(out, SPECS["orders"], np.random.default_rng(3), None).decode().splitlines()
     for rec in out.records:
@@ -151,8 +158,13 @@ def test_malformed_json_lines_do_not_parse_and_valid_ones_do() -> None:
             "updated_at": ["2026-08-01T00:00:00Z"] * 10,
         }
     ).astype(object)
-    out = inject(clean, SPECS["products"], ctx("products"), NONE.with_overrides({"malformed": 0.5}),
-                 np.random.default_rng(5))
+    out = inject(
+        clean,
+        SPECS["products"],
+        ctx("products"),
+        NONE.with_overrides({"malformed": 0.5}),
+        np.random.default_rng(5),
+    )
     lines = render(out, SPECS["products"], np.random.default_rng(5), None).decode().splitlines()
     broken = {rec["row_number"] for rec in out.records}
     assert broken
@@ -168,7 +180,7 @@ def test_csv_renderer_refuses_values_that_would_need_quoting() -> None:
     frame = events(2)
     frame.loc[0, "session_id"] = "a,b"
     out = inject(frame, SPECS["events"], ctx("events"), NONE, np.random.default_rng(0))
-    with pytest.raises(Exception, match="(?i)quot|structural"):
+    with pytest.raises(Exception, match=r"(?i)quot|structural"):
         render(out, SPECS["events"], np.random.default_rng(0), None)
 
 

@@ -120,7 +120,11 @@ def test_catalogue_keeps_two_active_products_per_category_every_day() -> None:
 
 def test_category_mean_price_ignores_discontinued_products() -> None:
     state = pd.DataFrame(
-        {"category_idx": [0, 0, 0, 1], "price": [10.0, 20.0, 99.0, 5.0], "is_active": [True, True, False, True]}
+        {
+            "category_idx": [0, 0, 0, 1],
+            "price": [10.0, 20.0, 99.0, 5.0],
+            "is_active": [True, True, False, True],
+        }
     )
     np.testing.assert_allclose(category_mean_price(state, 2), [15.0, 5.0])
 
