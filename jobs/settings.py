@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     pii_salt: SecretStr | None = Field(None, description="Salt for hashing PII; unset = per-install salt.")
     alert_webhook_url: SecretStr | None = Field(None, description="Optional webhook for failure alerts.")
     log_level: str = Field("INFO", description="Logging level of jobs and the CLI.")
+    gx_dir: Path = Field(Path("var/gx"), description="Great Expectations file context (results, Data Docs).")
+    # REST source (jobs/sources/http.py): the shop's API that landing data can be pulled from
+    http_base_url: str | None = Field(None, description="Base URL of the shop's REST API.")
+    http_token: SecretStr | None = Field(None, description="Bearer token for the REST API (or an Airflow conn).")
+    http_conn_id: str = Field("msp_shop_api", description="Airflow connection with the API's auth, if defined.")
+    http_page_size: int = Field(1000, ge=1, le=100_000, description="Records asked for per page.")
+    http_rate_limit_per_s: float = Field(10.0, gt=0, description="At most this many requests per second.")
+    http_max_retries: int = Field(5, ge=0, le=20, description="Retries of a failed request (with back-off).")
+    http_timeout_s: float = Field(30.0, gt=0, description="Timeout of one request.")
 
     @field_validator("warehouse_schema")
     @classmethod
