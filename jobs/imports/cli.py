@@ -1,0 +1,58 @@
+"""``msp import``: external data sets into the platform's landing formats through a mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import_app = typer.Typer(
+    help="Import external data sets (A/B tests, campaign exports) into landing formats through a mapping.",
+    no_args_is_help=True,
+)
+
+
+@import_app.command("campaign-log")
+def campaign_log_command(
+    file: Annotated[Path, typer.Argument(help="The export to import: .csv, .jsonl/.ndjson or .parquet.")],
+    mapping: Annotated[
+        str,
+        typer.Option(
+            "--mapping", "-m", help="Mapping YAML, or the name of a shipped mapping (e.g. hillstrom)."
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Landing root to write into (default: <lake>/datasets/<dataset>/landing)."
+        ),
+    ] = None,
+) -> None:
+    """Map an A/B-test or campaign export into campaign_log and customer_attributes (partition ds)."""
+    from jobs.imports.campaign_log import (  # noqa: PLC0415  (pyarrow loads only when importing)
+        CampaignImportError,
+        default_output_root,
+        import_campaign_log,
+        load_mapping,
+        resolve_mapping,
+    )
+
+    try:
+        spec = load_mapping(resolve_mapping(mapping))
+        root = output if output is not None else default_output_root(spec.dataset)
+        result = import_campaign_log(file, spec, root)
+    except CampaignImportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"imported {result.rows:,} rows of {file} as campaign {result.campaign_id} "
+        f"(dataset {result.dataset}, ds={result.ds})"
+    )
+    width = max(len("strategy"), *(len(name) for name in result.per_strategy))
+    typer.echo(f"  {'strategy':<{width}} {'rows':>10}")
+    for name, rows in result.per_strategy.items():
+        typer.echo(f"  {name:<{width}} {rows:>10,}")
+    typer.echo(f"  holdout rows: {result.holdouts:,}")
+    typer.echo(f"  campaign_log:        {result.campaign_log}")
+    typer.echo(f"  customer_attributes: {result.customer_attributes}")

@@ -1,0 +1,110 @@
+"""Lake paths and partition operations (file-system agnostic through Hadoop's FileSystem API)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+LAYERS = ("landing", "bronze", "silver", "quarantine", "gold")
+
+
+class PipelineError(RuntimeError):
+    """A step that cannot go on; the message names the file, table, rule or expectation."""
+
+
+def check_ds(ds: str) -> str:
+    """A partition date in ISO form, or a clear error."""
+    try:
+        return date.fromisoformat(ds).isoformat()
+    except (TypeError, ValueError):
+        raise PipelineError(f"ds={ds!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def layer_path(settings: Settings, layer: str, table: str) -> Path:
+    if layer not in LAYERS:
+        raise ValueError(f"unknown lake layer {layer!r}")
+    return settings.lake / layer / table
+
+
+def partition_path(settings: Settings, layer: str, table: str, ds: str) -> Path:
+    return layer_path(settings, layer, table) / f"ds={ds}"
+
+
+def _fs(spark: SparkSession, path: str):  # noqa: ANN202 (py4j objects)
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath  # type: ignore[attr-defined]
+
+
+def delete_partition(spark: SparkSession, root: Path, ds: str) -> None:
+    """Remove one ``ds=`` partition (dynamic overwrite cannot empty a partition by writing no rows)."""
+    fs, hpath = _fs(spark, str(root / f"ds={ds}"))
+    if fs.exists(hpath):
+        fs.delete(hpath, True)
+
+
+def ds_range(ds: str, since: str | None = None) -> list[str]:
+    """Every date from ``since`` (default: ``ds``) to ``ds``, inclusive, in ISO form."""
+    end = date.fromisoformat(check_ds(ds))
+    start = date.fromisoformat(check_ds(since)) if since else end
+    if start > end:
+        raise PipelineError(f"since={start} is after ds={end}")
+    return [date.fromordinal(d).isoformat() for d in range(start.toordinal(), end.toordinal() + 1)]
+
+
+def write_partitions(spark: SparkSession, frame: DataFrame, root: Path, dates: list[str]) -> dict[str, int]:
+    """Replace partitions ``dates`` of the Parquet table at ``root`` with ``frame`` (which has a ds column).
+
+    Dynamic partition overwrite replaces exactly the dates present in ``frame``; Spark's commit
+    protocol stages the files and moves them in at job commit, so readers see the previous
+    partition until then. Dates of the range with no rows are removed (writing nothing cannot
+    empty a partition). Returns rows per date.
+    """
+    from pyspark.sql import functions as F
+
+    counts = {r["ds"]: r["n"] for r in frame.groupBy("ds").agg(F.count("*").alias("n")).collect()}
+    if unexpected := sorted(set(counts) - set(dates)):
+        raise PipelineError(f"{root}: rows for dates {unexpected[:3]} outside the run's range")
+    if counts:
+        files = max(1, min(8, sum(counts.values()) // 2_000_000 + 1))
+        (
+            frame.repartition(files, "ds")
+            .sortWithinPartitions("ds")
+            .write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy("ds")
+            .parquet(str(root))
+        )
+    for ds in dates:
+        if ds not in counts:
+            delete_partition(spark, root, ds)
+    return {ds: counts.get(ds, 0) for ds in dates}
+
+
+def read_range(spark: SparkSession, root: Path, dates: list[str]) -> DataFrame | None:
+    """Partitions ``dates`` of a table (with its ds column), or None if none of them exists."""
+    from pyspark.sql import functions as F
+
+    present = [d for d in dates if (root / f"ds={d}").is_dir()]
+    if not present:
+        return None
+    frame = spark.read.option("basePath", str(root)).parquet(*[str(root / f"ds={d}") for d in present])
+    return frame.withColumn("ds", F.col("ds").cast("string"))
+
+
+def read_upto(spark: SparkSession, root: Path, ds: str) -> DataFrame | None:
+    """All partitions of a table up to and including ``ds`` (None if the table has none yet)."""
+    from pyspark.sql import functions as F
+
+    if not root.is_dir() or not any(p.name.startswith("ds=") for p in root.iterdir()):
+        return None
+    frame = spark.read.parquet(str(root)).withColumn("ds", F.col("ds").cast("string"))
+    return frame.where(F.col("ds") <= F.lit(ds))

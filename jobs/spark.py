@@ -1,0 +1,56 @@
+"""The Spark session factory: master and conf from settings, sane local defaults.
+
+Nothing here runs at import; jobs receive the session as an argument, and the CLI / Airflow
+tasks build it with :func:`get_spark` (``getOrCreate``, so tasks in one process share it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from jobs.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def default_conf(settings: Settings) -> dict[str, str]:
+    """Local defaults; anything in ``MSP_SPARK_CONF`` wins."""
+    cores = os.cpu_count() or 2
+    local = settings.spark_master.startswith("local")
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.shuffle.partitions": str(max(2, cores * 2) if local else 200),
+        "spark.sql.files.maxPartitionBytes": str(64 * 1024 * 1024),
+        "spark.sql.parquet.compression.codec": "zstd",
+        "spark.sql.ansi.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": "2g",
+        "spark.sql.warehouse.dir": str(settings.path(settings.data_root) / "_spark_warehouse"),
+    }
+    if local:
+        conf["spark.ui.enabled"] = os.environ.get("MSP_SPARK_UI", "false")
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+        conf["spark.driver.host"] = "127.0.0.1"
+    conf.update(settings.spark_conf)
+    return conf
+
+
+def get_spark(settings: Settings, app_name: str = "msp") -> SparkSession:
+    """Build (or reuse) the session for ``settings.spark_master``."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
+    for key, value in default_conf(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    log.info("spark %s on %s", spark.version, settings.spark_master)
+    return spark
