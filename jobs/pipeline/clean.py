@@ -266,9 +266,10 @@ def _shape_silver(valid: DataFrame, source: Source, salt: str) -> DataFrame:
                 .drop("_median", "_overall")
             )
     for c in source.columns:
-        if c.outlier:  # flagged above Q3 + 3 IQR of the same partition
+        if c.outlier:  # flagged above Q3 + 3 IQR of the positive values of the same partition
+            positive = F.when(F.col(c.name) > 0, F.col(c.name))
             fences = out.groupBy("ds").agg(
-                F.percentile(c.name, F.array(F.lit(0.25), F.lit(0.75))).alias("_q")
+                F.percentile(positive, F.array(F.lit(0.25), F.lit(0.75))).alias("_q")
             ).select("ds", (F.col("_q")[1] + 3 * (F.col("_q")[1] - F.col("_q")[0])).alias("_fence"))
             out = out.join(F.broadcast(fences), "ds", "left").withColumn(
                 f"{c.name}_outlier", F.coalesce(F.col(c.name) > F.col("_fence"), F.lit(False))

@@ -1,0 +1,3 @@
+"""Data quality: Great Expectations suites per silver table, kept as code next to the contract."""
+
+from __future__ import annotations
