@@ -11,8 +11,10 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from jobs.imports.cli import import_app
 from jobs.logging_setup import configure_logging
 from jobs.settings import get_settings
+from jobs.sources.cli import pull_app
 
 app = typer.Typer(
     name="msp",
@@ -26,6 +28,10 @@ simulate_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(import_app, name="import")
+app.add_typer(pull_app, name="pull")
+warehouse_app = typer.Typer(help="The warehouse (DuckDB or PostgreSQL): migrations and queries.")
+app.add_typer(warehouse_app, name="warehouse")
 log = logging.getLogger("jobs.cli")
 
 
@@ -143,6 +149,80 @@ def respond_command(
         f"answered {result.assignments:,} assignments of {result.run_date}: {result.converted:,} converted, "
         f"revenue {result.revenue:,.2f}; wrote {len(result.files)} files under {settings.landing}"
     )
+
+
+def _dates(ds: str, since: str | None) -> tuple[str, str | None]:
+    from jobs.pipeline.lake import PipelineError, ds_range
+
+    try:
+        dates = ds_range(ds, since)
+    except PipelineError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return dates[-1], dates[0]
+
+
+TABLE_HELP = "Source table: customers, products, events, orders or campaign_log."
+
+
+@app.command("ingest")
+def ingest_command(
+    table: Annotated[str, typer.Argument(help=TABLE_HELP)],
+    ds: Annotated[str, typer.Option(help="Partition date (YYYY-MM-DD).")],
+    since: Annotated[str | None, typer.Option(help="First date of a range (default: ds).")] = None,
+) -> None:
+    """landing -> bronze for one table (Spark)."""
+    from jobs.contracts import SOURCES
+    from jobs.pipeline.lake import PipelineError
+    from jobs.pipeline.run import ingest_step
+
+    if table not in SOURCES:
+        raise typer.BadParameter(f"unknown table {table!r}; one of {sorted(SOURCES)}")
+    ds, since = _dates(ds, since)
+    try:
+        typer.echo(json.dumps(ingest_step(get_settings(), table, ds, since), indent=2))
+    except PipelineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("clean")
+def clean_command(
+    table: Annotated[str, typer.Argument(help=TABLE_HELP)],
+    ds: Annotated[str, typer.Option(help="Partition date (YYYY-MM-DD).")],
+    since: Annotated[str | None, typer.Option(help="First date of a range (default: ds).")] = None,
+) -> None:
+    """bronze -> silver + quarantine for one table, gated by its Great Expectations suite."""
+    from jobs.contracts import SOURCES
+    from jobs.pipeline.lake import PipelineError
+    from jobs.pipeline.run import clean_step
+    from jobs.quality.validate import QualityError
+
+    if table not in SOURCES:
+        raise typer.BadParameter(f"unknown table {table!r}; one of {sorted(SOURCES)}")
+    ds, since = _dates(ds, since)
+    try:
+        typer.echo(json.dumps(clean_step(get_settings(), table, ds, since), indent=2, default=str))
+    except (PipelineError, QualityError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@warehouse_app.command("init")
+def warehouse_init_command() -> None:
+    """Apply the versioned migrations to the configured warehouse."""
+    from jobs.warehouse import Warehouse
+
+    wh = Warehouse.from_settings(get_settings())
+    applied = wh.migrate()
+    typer.echo(f"{wh.kind} warehouse, schema {wh.schema}: " + (f"applied {applied}" if applied else "up to date"))
+
+
+@warehouse_app.command("query")
+def warehouse_query_command(sql: Annotated[str, typer.Argument(help="A SELECT statement.")]) -> None:
+    """Run a query against the warehouse and print the result."""
+    from jobs.warehouse import Warehouse
+
+    typer.echo(Warehouse.from_settings(get_settings()).query(sql).to_string(index=False))
 
 
 @app.command("demo")

@@ -6,6 +6,7 @@ Later stages (ingest, train, score, evaluate) join this list as they land.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -52,17 +53,61 @@ def _simulate(settings: Settings, report: DemoReport) -> None:
         report.add(f"    {action:<10} {reason:<34} {count:>6,}")
     if len(by_action) > 12:
         report.add(f"    ... {len(by_action) - 12} more reasons in {result.truth / 'dirt.parquet'}")
-    report.add("")
-    report.add("Where to look:")
     report.add(f"  landing zone   {result.landing}/<table>/ds=YYYY-MM-DD/")
     report.add(f"  ground truth   {result.truth}/manifest.json, dirt.parquet, campaign_truth/ds=*/")
-    report.add("  documentation  docs/SIMULATOR.md (truth and dirt record), docs/ARCHITECTURE.md")
+    report.add("")
+
+
+def _ingest(settings: Settings, report: DemoReport) -> None:
+    from jobs.airflow_local import dags_test, failed_tasks
+    from jobs.pipeline.run import layer_counts, quarantine_reasons
+    from jobs.quality.validate import docs_index
+    from jobs.simulator.config import SimConfig
+    from jobs.warehouse import Warehouse
+
+    cfg = SimConfig(customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS)
+    ds, since = cfg.end.isoformat(), cfg.start.isoformat()
+    run = dags_test(settings, "marketing_ingest", ds, {"ds": ds, "since": since})
+    if not run.ok:
+        raise RuntimeError(f"marketing_ingest ended {run.state} (failed tasks: {failed_tasks(run)}); "
+                           f"log: {run.log_path}")
+    counts = layer_counts(settings, ds, since)
+    manifest = json.loads((settings.truth / "manifest.json").read_text())
+    report.add(f"marketing_ingest (Airflow, {since}..{ds}): {run.state}")
+    report.add(f"  {'table':<13} {'bronze':>9} {'silver':>9} {'quarantine':>11} {'simulator clean':>16}")
+    for table in counts["bronze"]:
+        report.add(f"  {table:<13} {counts['bronze'][table]:>9,} {counts['silver'][table]:>9,} "
+                   f"{counts['quarantine'][table]:>11,} {manifest['clean_rows'][table]:>16,}")
+    report.add("  quarantine reasons (top 10):")
+    flat = sorted(((n, t, r) for t, c in quarantine_reasons(settings, ds, since).items() for r, n in c.items()),
+                  reverse=True)
+    for n, table, reason in flat[:10]:
+        report.add(f"    {table:<13} {reason:<34} {n:>6,}")
+    dq = Warehouse.from_settings(settings).query(
+        f"SELECT severity, success, count(*) AS n FROM {settings.warehouse_schema}.data_quality "
+        f"WHERE run_date = DATE '{ds}' GROUP BY ALL ORDER BY ALL"
+    )
+    checks = ", ".join(f"{r.n} {r.severity} {'passed' if r.success else 'failed'}" for r in dq.itertuples())
+    report.add(f"  expectations: {checks}")
+    report.add(f"  Data Docs      {docs_index(settings)}")
+    report.add(f"  run log        {run.log_path}")
+    report.add(f"  warehouse      .venv/bin/msp warehouse query \"SELECT * FROM "
+               f"{settings.warehouse_schema}.data_quality\"")
+    report.add("")
+
+
+def _where_to_look(settings: Settings, report: DemoReport) -> None:
+    report.add("Where to look:")
+    report.add(f"  lake           {settings.lake}/{{landing,bronze,silver,quarantine}}/<table>/ds=YYYY-MM-DD/")
+    report.add("  documentation  docs/ARCHITECTURE.md, docs/SIMULATOR.md, docs/INGESTION.md")
     report.add("  settings       .venv/bin/msp config")
+    report.add("  one step       .venv/bin/msp ingest events --ds 2026-10-30; .venv/bin/msp clean events --ds 2026-10-30")
     report.add("  close the loop .venv/bin/msp simulate respond --assignments FILE --date YYYY-MM-DD")
 
 
 STAGES: list[tuple[str, Callable[[Settings, DemoReport], None]]] = [
     ("simulate the shop (landing zone + ground truth)", _simulate),
+    ("marketing_ingest through Airflow: landing -> bronze -> silver + quarantine, GX gate", _ingest),
 ]
 
 
@@ -75,5 +120,6 @@ def run_demo(settings: Settings) -> DemoReport:
         t = time.perf_counter()
         stage(settings, report)
         log.info("[stage %d/%d] done in %.1f s", i, len(STAGES), time.perf_counter() - t)
+    _where_to_look(settings, report)
     report.add(f"Demo finished in {time.perf_counter() - t0:.0f} s.")
     return report

@@ -203,7 +203,7 @@ def clean_frame(
     df = _fk_reasons(df, source, dims)
     df = df.withColumn("_reason", F.coalesce("_reason", "_fk_reason")).drop("_fk_reason")
 
-    key_cols = [_typed(df, source.column(k)).alias(k) for k in source.key]
+    key_cols = [F.coalesce(_typed(df, source.column(k)), F.lit("")) for k in source.key]
     keyed = df.withColumn("_key", F.concat_ws("|", *key_cols))
     order = [F.col("_version").desc_nulls_last(), F.col("_row_hash")]
     version = _typed(keyed, source.column(source.version)) if source.version else F.lit(None)

@@ -1,0 +1,109 @@
+"""
+### marketing_ingest
+
+Daily ingestion of the shop's landing zone into the lake, gated by Great Expectations.
+
+For every source (customers, products, events, orders, campaign_log):
+**ingest** reads the landing partition(s) with an explicit schema into `bronze/` (raw, with load
+metadata; malformed records kept with their text), then **clean** types, validates, dedupes,
+imputes and hashes PII into `silver/`, sending every rejected row to `quarantine/` with a
+machine-readable reason. Before silver is written the table's expectation suite runs on the
+Spark DataFrame; a failed *critical* expectation fails the task (no retry: bad data does not
+heal) and leaves the previous partition intact; warnings are recorded only. Results go to the
+GX Data Docs and to `marketing.data_quality`.
+
+Facts (events, orders, campaign_log) are cleaned after the dimensions (customers, products)
+so that their foreign keys are checked against silver as of the same date.
+
+**Params**: `ds` (partition date; default: the run's logical date, or today for runs that have
+none) and `since` (first date of a range to (re)load in one run, e.g. a first load of history;
+default: `ds`). A rerun of a date replaces exactly that date in every layer.
+
+Code: `jobs/pipeline/` (ingest, clean), `jobs/quality/` (suites), contract: `jobs/contracts.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+
+TABLES = ("customers", "products", "events", "orders", "campaign_log")
+DIMENSIONS = ("customers", "products")
+SILVER = {t: Asset(name=f"msp.silver.{t}", uri=f"msp://lake/silver/{t}", group="msp-silver") for t in TABLES}
+
+default_args = {
+    "owner": "data-eng",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(hours=2),
+}
+
+
+@dag(
+    dag_id="marketing_ingest",
+    schedule="@daily",
+    start_date=datetime(2026, 9, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["msp", "ingest", "spark", "great-expectations"],
+    doc_md=__doc__,
+    params={
+        "ds": Param(None, type=["null", "string"], format="date", description="Partition date (YYYY-MM-DD)."),
+        "since": Param(None, type=["null", "string"], format="date", description="First date of a range."),
+    },
+)
+def marketing_ingest() -> None:
+    @task
+    def resolve_dates(**context) -> dict[str, str]:  # noqa: ANN003 (Airflow context)
+        """Take the dates from params, else the logical date, else today (runs without a logical date)."""
+        from jobs.pipeline.lake import ds_range
+        from jobs.pipeline.tasks import partition_date
+
+        ds = partition_date(context)
+        since = context["params"].get("since") or ds
+        dates = ds_range(ds, since)
+        return {"ds": dates[-1], "since": dates[0]}
+
+    def ingest_task(table: str):  # noqa: ANN202 (task factory)
+        @task(task_id=f"ingest_{table}", doc_md=f"landing/{table} -> bronze/{table}")
+        def ingest(dates: dict[str, str]) -> dict:
+            from jobs.pipeline.tasks import run_step
+
+            return run_step("ingest", table, dates)
+
+        return ingest
+
+    def clean_task(table: str):  # noqa: ANN202 (task factory)
+        @task(task_id=f"clean_{table}", outlets=[SILVER[table]],
+              doc_md=f"bronze/{table} -> silver/{table} + quarantine/{table}, GX suite silver_{table}")
+        def clean(dates: dict[str, str]) -> dict:
+            from jobs.pipeline.tasks import run_step
+
+            return run_step("clean", table, dates)
+
+        return clean
+
+    @task
+    def summary(dates: dict[str, str]) -> dict:
+        """Row counts per layer and quarantine reasons of the run's dates (also in the task log)."""
+        from jobs.pipeline.tasks import summarise
+
+        return summarise(dates)
+
+    dates = resolve_dates()
+    cleaned = {}
+    for table in TABLES:
+        ingested = ingest_task(table)(dates)
+        cleaned[table] = clean_task(table)(dates)
+        ingested >> cleaned[table]
+    for fact in TABLES:
+        if fact not in DIMENSIONS:
+            [cleaned[d] for d in DIMENSIONS] >> cleaned[fact]
+    list(cleaned.values()) >> summary(dates)
+
+
+marketing_ingest()

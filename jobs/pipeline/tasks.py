@@ -1,0 +1,52 @@
+"""The bodies of the Airflow tasks: thin wrappers that map domain errors to Airflow's semantics."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def partition_date(context: dict[str, Any]) -> str:
+    """``params.ds``, else the logical date, else today (asset-triggered and some manual runs have none)."""
+    param = (context.get("params") or {}).get("ds")
+    if param:
+        return str(param)
+    logical = context.get("logical_date")
+    if logical is not None:
+        return logical.date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
+    log.warning("run has no logical date and no ds param: using today, %s", today)
+    return today
+
+
+def run_step(step: str, table: str, dates: dict[str, str]) -> dict[str, Any]:
+    """Run ``ingest`` or ``clean`` for a table; data errors fail at once (retrying cannot fix data)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from jobs.pipeline.lake import PipelineError
+    from jobs.pipeline.run import clean_step, ingest_step
+    from jobs.quality.validate import QualityError
+    from jobs.settings import get_settings
+
+    settings = get_settings()
+    fn = ingest_step if step == "ingest" else clean_step
+    try:
+        return fn(settings, table, dates["ds"], dates["since"])
+    except (PipelineError, QualityError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def summarise(dates: dict[str, str]) -> dict[str, Any]:
+    from jobs.pipeline.run import layer_counts, quarantine_reasons
+    from jobs.quality.validate import docs_index
+    from jobs.settings import get_settings
+
+    settings = get_settings()
+    counts = layer_counts(settings, dates["ds"], dates["since"])
+    reasons = {t: dict(c) for t, c in quarantine_reasons(settings, dates["ds"], dates["since"]).items()}
+    log.info("rows per layer %s..%s: %s", dates["since"], dates["ds"], counts)
+    log.info("quarantine reasons: %s", reasons)
+    return {"counts": counts, "quarantine": reasons, "data_docs": str(docs_index(settings))}
