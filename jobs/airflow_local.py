@@ -83,12 +83,24 @@ def dags_test(settings: Settings, dag_id: str, logical_date: str, conf: dict[str
     return DagRunResult(dag_id, proc.returncode, state, log_path)
 
 
-def failed_tasks(result: DagRunResult) -> list[str]:
-    """Task ids that ended failed, read from the run's log."""
-    failed = []
+def task_states(settings: Settings, result: DagRunResult) -> dict[str, str]:
+    """State of every task instance of the run, read from the embedded metadata database."""
+    import sqlite3
+
+    run_id = None
     for line in result.log_path.read_text(errors="replace").splitlines():
-        if "new_state=failed" in line or "Marking task as FAILED" in line:
-            for part in line.split():
-                if part.startswith("task_id="):
-                    failed.append(part.removeprefix("task_id=").strip(","))
-    return failed
+        if "DagRun Finished" in line and "run_id=" in line:
+            run_id = line.split("run_id=", 1)[1].split(",", 1)[0]
+    db = settings.path(settings.airflow_home) / "airflow.db"
+    if run_id is None or not db.exists():
+        return {}
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (result.dag_id, run_id)
+        ).fetchall()
+    return {task: state or "none" for task, state in rows}
+
+
+def failed_tasks(settings: Settings, result: DagRunResult) -> list[str]:
+    """Task ids that ended failed in the run."""
+    return sorted(t for t, s in task_states(settings, result).items() if s == "failed")

@@ -69,7 +69,7 @@ def _ingest(settings: Settings, report: DemoReport) -> None:
     ds, since = cfg.end.isoformat(), cfg.start.isoformat()
     run = dags_test(settings, "marketing_ingest", ds, {"ds": ds, "since": since})
     if not run.ok:
-        raise RuntimeError(f"marketing_ingest ended {run.state} (failed tasks: {failed_tasks(run)}); "
+        raise RuntimeError(f"marketing_ingest ended {run.state} (failed tasks: {failed_tasks(settings, run)}); "
                            f"log: {run.log_path}")
     counts = layer_counts(settings, ds, since)
     manifest = json.loads((settings.truth / "manifest.json").read_text())

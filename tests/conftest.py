@@ -40,3 +40,15 @@ def require_datasets() -> Path:
             pytest.fail(f"{DATASETS} is missing in CI: the real-data tests cannot run")
         pytest.skip(f"real data sets not found at {DATASETS} (present in CI; see shared/datasets/README.md)")
     return DATASETS
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """One local Spark session for the whole test run (2 cores, UI off)."""
+    from jobs.settings import Settings
+    from jobs.spark import get_spark
+
+    home = tmp_path_factory.mktemp("spark-home")
+    session = get_spark(Settings(home=home, spark_master="local[2]"), "msp-tests")
+    yield session
+    session.stop()
