@@ -58,7 +58,7 @@ default_args = {
 )
 def marketing_ingest() -> None:
     @task
-    def resolve_dates(**context) -> dict[str, str]:  # noqa: ANN003 (Airflow context)
+    def resolve_dates(**context) -> dict[str, str]:
         """Take the dates from params, else the logical date, else today (runs without a logical date)."""
         from jobs.pipeline.lake import ds_range
         from jobs.pipeline.tasks import partition_date
@@ -68,7 +68,7 @@ def marketing_ingest() -> None:
         dates = ds_range(ds, since)
         return {"ds": dates[-1], "since": dates[0]}
 
-    def ingest_task(table: str):  # noqa: ANN202 (task factory)
+    def ingest_task(table: str):
         @task(task_id=f"ingest_{table}", doc_md=f"landing/{table} -> bronze/{table}")
         def ingest(dates: dict[str, str]) -> dict:
             from jobs.pipeline.tasks import run_step
@@ -77,9 +77,12 @@ def marketing_ingest() -> None:
 
         return ingest
 
-    def clean_task(table: str):  # noqa: ANN202 (task factory)
-        @task(task_id=f"clean_{table}", outlets=[SILVER[table]],
-              doc_md=f"bronze/{table} -> silver/{table} + quarantine/{table}, GX suite silver_{table}")
+    def clean_task(table: str):
+        @task(
+            task_id=f"clean_{table}",
+            outlets=[SILVER[table]],
+            doc_md=f"bronze/{table} -> silver/{table} + quarantine/{table}, GX suite silver_{table}",
+        )
         def clean(dates: dict[str, str]) -> dict:
             from jobs.pipeline.tasks import run_step
 

@@ -59,8 +59,13 @@ def ensure_db(settings: Settings) -> None:
     """Create or upgrade the SQLite metadata database (idempotent)."""
     home = settings.path(settings.airflow_home)
     home.mkdir(parents=True, exist_ok=True)
-    subprocess.run([airflow_bin(), "db", "migrate"], env=airflow_env(settings), check=True,
-                   capture_output=True, text=True)
+    subprocess.run(
+        [airflow_bin(), "db", "migrate"],
+        env=airflow_env(settings),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def dags_test(settings: Settings, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None) -> DagRunResult:
@@ -96,7 +101,8 @@ def task_states(settings: Settings, result: DagRunResult) -> dict[str, str]:
         return {}
     with sqlite3.connect(db) as con:
         rows = con.execute(
-            "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (result.dag_id, run_id)
+            "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+            (result.dag_id, run_id),
         ).fetchall()
     return {task: state or "none" for task, state in rows}
 

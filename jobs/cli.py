@@ -71,9 +71,7 @@ def _parse_overrides(items: list[str]) -> dict[str, float]:
                 raise ValueError
             out[name.strip()] = float(value)
         except ValueError:
-            raise typer.BadParameter(
-                f"{item!r} is not KIND=RATE (e.g. malformed=0.01)", param_hint="--dirt"
-            ) from None
+            raise typer.BadParameter(f"{item!r} is not KIND=RATE (e.g. malformed=0.01)", param_hint="--dirt") from None
     return out
 
 
@@ -87,12 +85,8 @@ def simulate_command(
     start: Annotated[str, typer.Option(help="First simulated day (YYYY-MM-DD).")] = "2026-09-01",
     campaign_every: Annotated[int, typer.Option(min=1, help="Days between past campaigns.")] = 14,
     attribution_days: Annotated[int, typer.Option(min=1, max=60, help="Attribution window in days.")] = 7,
-    dirt_scale: Annotated[
-        float, typer.Option(min=0.0, help="Multiply every dirt rate (0: clean data).")
-    ] = 1.0,
-    dirt: Annotated[
-        list[str] | None, typer.Option(help="Override one dirt rate, KIND=RATE (repeatable).")
-    ] = None,
+    dirt_scale: Annotated[float, typer.Option(min=0.0, help="Multiply every dirt rate (0: clean data).")] = 1.0,
+    dirt: Annotated[list[str] | None, typer.Option(help="Override one dirt rate, KIND=RATE (repeatable).")] = None,
 ) -> None:
     """Simulate a shop: landing files partitioned by ds, campaign history, dirt, and the truth."""
     if ctx.invoked_subcommand is not None:
@@ -130,18 +124,14 @@ def simulate_command(
 def respond_command(
     assignments: Annotated[Path, typer.Option(help="Parquet or CSV of customer_id, strategy, propensity.")],
     run_date: Annotated[str, typer.Option("--date", help="Date the assignments were made (YYYY-MM-DD).")],
-    dirt_scale: Annotated[
-        float, typer.Option(min=0.0, help="Dirt in the generated files (default clean).")
-    ] = 0.0,
+    dirt_scale: Annotated[float, typer.Option(min=0.0, help="Dirt in the generated files (default clean).")] = 0.0,
 ) -> None:
     """Draw outcomes for the platform's assignments and append them to the landing zone."""
     from jobs.simulator.respond import AssignmentError, respond
 
     settings = get_settings()
     try:
-        result = respond(
-            assignments, date.fromisoformat(run_date), settings.landing, settings.truth, dirt_scale
-        )
+        result = respond(assignments, date.fromisoformat(run_date), settings.landing, settings.truth, dirt_scale)
     except (AssignmentError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

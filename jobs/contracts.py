@@ -146,3 +146,54 @@ SOURCES: dict[str, Source] = {
 }
 #: cleaning order: dimensions first, so that facts can be checked against them
 ORDER = ("customers", "products", "events", "orders", "campaign_log")
+
+
+def contract_markdown() -> str:
+    """The contract as Markdown tables (docs/INGESTION.md embeds this; a test keeps them equal)."""
+    lines = []
+    for name in ORDER:
+        src = SOURCES[name]
+        version = f"; latest version by `{src.version}`" if src.version else ""
+        lines += [
+            f"### {name}",
+            "",
+            f"Format `{src.fmt}`; key `{', '.join(src.key)}`{version}.",
+            "",
+            "| column | silver type | rule on null | checks | PII |",
+            "|---|---|---|---|---|",
+        ]
+        for c in src.columns:
+            null = (
+                "quarantine"
+                if (c.required or c.name in src.key)
+                else (f"impute `{c.impute}`" if c.impute is not None else "keep null")
+            )
+            checks = []
+            if c.enum:
+                checks.append("one of " + ", ".join(f"`{v}`" for v in c.enum))
+            if c.min is not None:
+                checks.append(f">= {c.min:g}")
+            if c.max is not None:
+                checks.append(f"<= {c.max:g}")
+            if c.max_sql:
+                checks.append(f"<= `{c.max_sql}`")
+            if c.fk:
+                checks.append(f"known in silver `{c.fk}`")
+            if c.future_check:
+                checks.append("not after ds + 1 day")
+            if c.outlier:
+                checks.append("outlier flag")
+            pii = {"hash": f"salted SHA-256 -> `{c.name}_hash`", "drop": "dropped"}.get(c.pii or "", "")
+            lines.append(f"| `{c.name}` | {c.type} | {null} | {'; '.join(checks)} | {pii} |")
+        for nested, cols in src.nested.items():
+            for c in cols:
+                checks = [f">= {c.min:g}"] if c.min is not None else []
+                if c.fk:
+                    checks.append(f"known in silver `{c.fk}`")
+                lines.append(f"| `{nested}[].{c.name}` | {c.type} | keep null | {'; '.join(checks)} | |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(contract_markdown())  # noqa: T201 - the module's CLI prints the Markdown

@@ -38,9 +38,7 @@ def _simulate(settings: Settings, report: DemoReport) -> None:
     cfg = SimConfig(customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS)
     result = simulate(cfg, settings.landing, settings.truth, progress=True)
     dirt = pd.read_parquet(result.truth / "dirt.parquet")
-    report.add(
-        f"Shop simulated: {cfg.customers:,} customers, {cfg.products:,} products, {cfg.start}..{cfg.end}"
-    )
+    report.add(f"Shop simulated: {cfg.customers:,} customers, {cfg.products:,} products, {cfg.start}..{cfg.end}")
     report.add(f"  {'table':<13} {'format':<8} {'rows written':>13} {'clean rows':>11}")
     from jobs.simulator.config import FORMATS
 
@@ -69,18 +67,23 @@ def _ingest(settings: Settings, report: DemoReport) -> None:
     ds, since = cfg.end.isoformat(), cfg.start.isoformat()
     run = dags_test(settings, "marketing_ingest", ds, {"ds": ds, "since": since})
     if not run.ok:
-        raise RuntimeError(f"marketing_ingest ended {run.state} (failed tasks: {failed_tasks(settings, run)}); "
-                           f"log: {run.log_path}")
+        raise RuntimeError(
+            f"marketing_ingest ended {run.state} (failed tasks: {failed_tasks(settings, run)}); log: {run.log_path}"
+        )
     counts = layer_counts(settings, ds, since)
     manifest = json.loads((settings.truth / "manifest.json").read_text())
     report.add(f"marketing_ingest (Airflow, {since}..{ds}): {run.state}")
     report.add(f"  {'table':<13} {'bronze':>9} {'silver':>9} {'quarantine':>11} {'simulator clean':>16}")
     for table in counts["bronze"]:
-        report.add(f"  {table:<13} {counts['bronze'][table]:>9,} {counts['silver'][table]:>9,} "
-                   f"{counts['quarantine'][table]:>11,} {manifest['clean_rows'][table]:>16,}")
+        report.add(
+            f"  {table:<13} {counts['bronze'][table]:>9,} {counts['silver'][table]:>9,} "
+            f"{counts['quarantine'][table]:>11,} {manifest['clean_rows'][table]:>16,}"
+        )
     report.add("  quarantine reasons (top 10):")
-    flat = sorted(((n, t, r) for t, c in quarantine_reasons(settings, ds, since).items() for r, n in c.items()),
-                  reverse=True)
+    flat = sorted(
+        ((n, t, r) for t, c in quarantine_reasons(settings, ds, since).items() for r, n in c.items()),
+        reverse=True,
+    )
     for n, table, reason in flat[:10]:
         report.add(f"    {table:<13} {reason:<34} {n:>6,}")
     dq = Warehouse.from_settings(settings).query(
@@ -91,8 +94,9 @@ def _ingest(settings: Settings, report: DemoReport) -> None:
     report.add(f"  expectations: {checks}")
     report.add(f"  Data Docs      {docs_index(settings)}")
     report.add(f"  run log        {run.log_path}")
-    report.add(f"  warehouse      .venv/bin/msp warehouse query \"SELECT * FROM "
-               f"{settings.warehouse_schema}.data_quality\"")
+    report.add(
+        f'  warehouse      .venv/bin/msp warehouse query "SELECT * FROM {settings.warehouse_schema}.data_quality"'
+    )
     report.add("")
 
 
@@ -101,7 +105,9 @@ def _where_to_look(settings: Settings, report: DemoReport) -> None:
     report.add(f"  lake           {settings.lake}/{{landing,bronze,silver,quarantine}}/<table>/ds=YYYY-MM-DD/")
     report.add("  documentation  docs/ARCHITECTURE.md, docs/SIMULATOR.md, docs/INGESTION.md")
     report.add("  settings       .venv/bin/msp config")
-    report.add("  one step       .venv/bin/msp ingest events --ds 2026-10-30; .venv/bin/msp clean events --ds 2026-10-30")
+    report.add(
+        "  one step       .venv/bin/msp ingest events --ds 2026-10-30; .venv/bin/msp clean events --ds 2026-10-30"
+    )
     report.add("  close the loop .venv/bin/msp simulate respond --assignments FILE --date YYYY-MM-DD")
 
 

@@ -27,9 +27,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=Path.cwd, description="Root that relative paths resolve against.")
     data_root: Path = Field(Path("var/lake"), description="Lake root: landing/, bronze/, silver/, gold/.")
-    truth_dir: Path = Field(
-        Path("var/truth"), description="Simulator ground truth, kept apart from the lake."
-    )
+    truth_dir: Path = Field(Path("var/truth"), description="Simulator ground truth, kept apart from the lake.")
     airflow_home: Path = Field(Path("var/airflow"), description="AIRFLOW_HOME in embedded mode (SQLite).")
     spark_master: str = Field("local[*]", description="Spark master URL.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf (JSON object).")
@@ -110,6 +108,8 @@ class Settings(BaseSettings):
                 value = str(self.path(value))
             elif name == "mlflow_tracking_uri":
                 value = mask_url(self.resolved_mlflow_tracking_uri)
+            elif name.endswith("_url") and isinstance(value, str):
+                value = mask_url(value)
             out[name] = value
         return out
 

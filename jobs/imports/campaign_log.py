@@ -119,9 +119,7 @@ class StrategySpec(_Spec):
     def _names_are_identifiers(cls, value: dict[str, str]) -> dict[str, str]:
         for raw, name in value.items():
             if not _STRATEGY_NAME.match(name):
-                raise ValueError(
-                    f"strategy name {name!r} (for {raw!r}) must be lower_snake_case, e.g. no_action"
-                )
+                raise ValueError(f"strategy name {name!r} (for {raw!r}) must be lower_snake_case, e.g. no_action")
         return value
 
     @property
@@ -343,7 +341,7 @@ def resolve_mapping(value: str | Path) -> Path:
 
 def default_output_root(dataset: str) -> Path:
     """``<lake>/datasets/<dataset>/landing``: an external data set never mixes with the shop's landing."""
-    from jobs.settings import get_settings  # noqa: PLC0415  (settings are read when needed, not at import)
+    from jobs.settings import get_settings
 
     return get_settings().lake / "datasets" / dataset / "landing"
 
@@ -528,9 +526,7 @@ def _as_text(column: pa.ChunkedArray, path: Path, name: str) -> pa.ChunkedArray:
         raise CampaignImportError(f"{path}: column {name!r} has type {column.type}, not text") from None
 
 
-def _strategies(
-    column: pa.ChunkedArray, spec: StrategySpec, path: Path, source: str
-) -> tuple[np.ndarray, _Rule]:
+def _strategies(column: pa.ChunkedArray, spec: StrategySpec, path: Path, source: str) -> tuple[np.ndarray, _Rule]:
     raw = _as_text(column, path, spec.column)
     keys = list(spec.values)
     index = pc.index_in(raw, value_set=pa.array(keys, pa.string()))
@@ -581,9 +577,7 @@ def _raise_broken_rows(path: Path, fmt: str, rules: list[_Rule]) -> None:
             lines.update(_physical_lines(path, fmt, [i]))
         return f"{where} {lines.get(i, i + 1)}"
 
-    details = [
-        f"  {locate(i)}: " + "; ".join(r.describe(i, locate) for r in rules if r.broken[i]) for i in shown
-    ]
+    details = [f"  {locate(i)}: " + "; ".join(r.describe(i, locate) for r in rules if r.broken[i]) for i in shown]
     head = f"{path}: {count:,} row{'s' if count != 1 else ''} break{'s' if count == 1 else ''} the mapping"
     head += f" (the first {len(shown)} shown)" if count > len(shown) else ""
     raise CampaignImportError("\n".join([head + ":", *details]))
@@ -642,9 +636,7 @@ def import_campaign_log(
 
     holdout_spec = spec.is_holdout
     if holdout_spec is not None and holdout_spec.column is not None:
-        is_holdout, rule = _binary(
-            table[holdout_spec.column], "is_holdout", holdout_spec.column, allow_missing=False
-        )
+        is_holdout, rule = _binary(table[holdout_spec.column], "is_holdout", holdout_spec.column, allow_missing=False)
         rules.append(rule)
     elif holdout_spec is not None:
         is_holdout = pa.array(strategy == holdout_spec.holdout_strategy, type=pa.bool_())

@@ -18,19 +18,15 @@ def campaign_log_command(
     file: Annotated[Path, typer.Argument(help="The export to import: .csv, .jsonl/.ndjson or .parquet.")],
     mapping: Annotated[
         str,
-        typer.Option(
-            "--mapping", "-m", help="Mapping YAML, or the name of a shipped mapping (e.g. hillstrom)."
-        ),
+        typer.Option("--mapping", "-m", help="Mapping YAML, or the name of a shipped mapping (e.g. hillstrom)."),
     ],
     output: Annotated[
         Path | None,
-        typer.Option(
-            "--output", "-o", help="Landing root to write into (default: <lake>/datasets/<dataset>/landing)."
-        ),
+        typer.Option("--output", "-o", help="Landing root to write into (default: <lake>/datasets/<dataset>/landing)."),
     ] = None,
 ) -> None:
     """Map an A/B-test or campaign export into campaign_log and customer_attributes (partition ds)."""
-    from jobs.imports.campaign_log import (  # noqa: PLC0415  (pyarrow loads only when importing)
+    from jobs.imports.campaign_log import (
         CampaignImportError,
         default_output_root,
         import_campaign_log,

@@ -158,7 +158,8 @@ def _fk_reasons(df: DataFrame, source: Source, dims: dict[str, DataFrame]) -> Da
                     "_row_id", "ds", F.trim(F.col(f"_item.{c.name}")).alias("key")
                 )
                 known = items.join(dims[c.fk], "key", "left").select(
-                    "_row_id", (F.col("first_ds").isNull() | (F.col("first_ds") > F.col("ds"))).alias("_unknown")
+                    "_row_id",
+                    (F.col("first_ds").isNull() | (F.col("first_ds") > F.col("ds"))).alias("_unknown"),
                 )
                 bad = known.where("_unknown").select("_row_id").distinct().withColumn(f"_fkb_{name}", F.lit(True))
                 out = out.join(bad, "_row_id", "left")
@@ -176,8 +177,10 @@ def _raw_text(df: DataFrame, source: Source) -> SparkColumn:
         return F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(c) for c in cols])))
     safe = [F.col(c.name) for c in source.columns if not c.pii]
     redacted_line = F.concat(
-        F.lit("redacted malformed line sha256="), F.sha2(F.col(CORRUPT), 256),
-        F.lit(" first field="), F.substring_index(F.col(CORRUPT), ",", 1),
+        F.lit("redacted malformed line sha256="),
+        F.sha2(F.col(CORRUPT), 256),
+        F.lit(" first field="),
+        F.substring_index(F.col(CORRUPT), ",", 1),
     )
     return F.coalesce(F.when(F.col(CORRUPT).isNotNull(), redacted_line), F.to_json(F.struct(*safe)))
 
@@ -239,8 +242,7 @@ def _shape_silver(valid: DataFrame, source: Source, salt: str) -> DataFrame:
     for c in source.columns:
         typed = _typed(valid, c)
         if c.impute is not None:
-            missing.append(F.when(F.col(c.name).isNull() | (F.trim(F.col(c.name).cast("string")) == ""),
-                                  F.lit(c.name)))
+            missing.append(F.when(F.col(c.name).isNull() | (F.trim(F.col(c.name).cast("string")) == ""), F.lit(c.name)))
             if c.impute != "category_median":
                 typed = F.coalesce(typed, F.expr(c.impute).cast(c.type))
         if c.pii == "drop":
@@ -252,8 +254,11 @@ def _shape_silver(valid: DataFrame, source: Source, salt: str) -> DataFrame:
         cols.append(typed.alias(c.name))
     for name, nested in source.nested.items():
         cols.append(F.transform(F.col(name), _typed_item(nested)).alias(name))
-    cols.append(F.array_compact(F.array(*missing)).alias("_missing") if missing
-                else F.array().cast("array<string>").alias("_missing"))
+    cols.append(
+        F.array_compact(F.array(*missing)).alias("_missing")
+        if missing
+        else F.array().cast("array<string>").alias("_missing")
+    )
     out = valid.select(*cols, "_source_file", "_ingested_at", "_row_hash", "ds")
     for c in source.columns:
         if c.impute == "category_median":  # median of the category in the same partition, else of the partition
@@ -268,12 +273,16 @@ def _shape_silver(valid: DataFrame, source: Source, salt: str) -> DataFrame:
     for c in source.columns:
         if c.outlier:  # flagged above Q3 + 3 IQR of the positive values of the same partition
             positive = F.when(F.col(c.name) > 0, F.col(c.name))
-            fences = out.groupBy("ds").agg(
-                F.percentile(positive, F.array(F.lit(0.25), F.lit(0.75))).alias("_q")
-            ).select("ds", (F.col("_q")[1] + 3 * (F.col("_q")[1] - F.col("_q")[0])).alias("_fence"))
-            out = out.join(F.broadcast(fences), "ds", "left").withColumn(
-                f"{c.name}_outlier", F.coalesce(F.col(c.name) > F.col("_fence"), F.lit(False))
-            ).drop("_fence")
+            fences = (
+                out.groupBy("ds")
+                .agg(F.percentile(positive, F.array(F.lit(0.25), F.lit(0.75))).alias("_q"))
+                .select("ds", (F.col("_q")[1] + 3 * (F.col("_q")[1] - F.col("_q")[0])).alias("_fence"))
+            )
+            out = (
+                out.join(F.broadcast(fences), "ds", "left")
+                .withColumn(f"{c.name}_outlier", F.coalesce(F.col(c.name) > F.col("_fence"), F.lit(False)))
+                .drop("_fence")
+            )
     ordered = [c for c in out.columns if not c.startswith("_") and c != "ds"]
     return out.select(*ordered, "_missing", "_source_file", "_ingested_at", "_row_hash", "ds")
 
@@ -319,14 +328,17 @@ def clean(
     quarantine_root = layer_path(settings, "quarantine", table)
     bronze = read_range(spark, layer_path(settings, "bronze", table), dates)
     if bronze is None:
-        log.warning("%s %s..%s: no bronze partitions (no landing files): silver and quarantine emptied",
-                    table, dates[0], dates[-1])
+        log.warning(
+            "%s %s..%s: no bronze partitions (no landing files): silver and quarantine emptied",
+            table,
+            dates[0],
+            dates[-1],
+        )
         empty = spark.range(0).selectExpr("CAST(NULL AS STRING) AS ds")
         write_partitions(spark, empty, silver_root, dates)
         write_partitions(spark, empty, quarantine_root, dates)
         return CleanResult(table, dates, 0, {}, {}, time.perf_counter() - t0)
-    silver, quarantine = clean_frame(bronze, source, load_dims(spark, settings, source, dates[-1]),
-                                     pii_salt(settings))
+    silver, quarantine = clean_frame(bronze, source, load_dims(spark, settings, source, dates[-1]), pii_salt(settings))
     silver = silver.cache()
     quarantine = quarantine.cache()
     validation = validate(silver, table, dates) if validate else {}
@@ -336,11 +348,29 @@ def clean(
     bronze_rows = bronze.count()
     silver.unpersist()
     quarantine.unpersist()
-    result = CleanResult(table, dates, bronze_rows, silver_rows, dict(sorted(reasons.items())),
-                         time.perf_counter() - t0, validation)
+    result = CleanResult(
+        table,
+        dates,
+        bronze_rows,
+        silver_rows,
+        dict(sorted(reasons.items())),
+        time.perf_counter() - t0,
+        validation,
+    )
     if bronze_rows != result.silver_total + result.quarantined_rows:
-        raise RuntimeError(f"{table}: {bronze_rows} bronze rows but {result.silver_total} silver + "
-                           f"{result.quarantined_rows} quarantined")
-    log.info("clean %s %s..%s: %d -> %d silver, %d quarantined %s in %.1f s", table, dates[0], dates[-1],
-             bronze_rows, result.silver_total, result.quarantined_rows, result.quarantined, result.seconds)
+        raise RuntimeError(
+            f"{table}: {bronze_rows} bronze rows but {result.silver_total} silver + "
+            f"{result.quarantined_rows} quarantined"
+        )
+    log.info(
+        "clean %s %s..%s: %d -> %d silver, %d quarantined %s in %.1f s",
+        table,
+        dates[0],
+        dates[-1],
+        bronze_rows,
+        result.silver_total,
+        result.quarantined_rows,
+        result.quarantined,
+        result.seconds,
+    )
     return result

@@ -50,7 +50,8 @@ def landing_files(settings: Settings, source: Source, ds: str) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if p.is_file() and p.suffix in EXTENSIONS[source.fmt] and not p.name.startswith((".", "_"))
     )
 
@@ -134,8 +135,9 @@ def extract(spark: SparkSession, source: Source, files: list[Path]) -> DataFrame
             if names == source.column_names:
                 frames.append(None)
                 continue
-            schema = T.StructType([T.StructField(n, T.StringType()) for n in names] + [
-                T.StructField(CORRUPT, T.StringType())])
+            schema = T.StructType(
+                [T.StructField(n, T.StringType()) for n in names] + [T.StructField(CORRUPT, T.StringType())]
+            )
             df = _read_csv(spark, [str(path)], schema)
             cols = [F.col(c) if c in names else F.lit(None).cast("string").alias(c) for c in source.column_names]
             frames.append(df.select(*cols, CORRUPT, F.col("_metadata.file_path").alias("_source_file")))
@@ -143,28 +145,41 @@ def extract(spark: SparkSession, source: Source, files: list[Path]) -> DataFrame
         out = None
         if standard:
             out = _read_csv(spark, standard, raw_schema(source)).select(
-                "*", F.col("_metadata.file_path").alias("_source_file"))
+                "*", F.col("_metadata.file_path").alias("_source_file")
+            )
         for f in frames:
             if f is not None:
                 out = f if out is None else out.unionByName(f)
         assert out is not None
         return out
     if source.fmt == "jsonl":
-        df = spark.read.json(paths, schema=raw_schema(source), mode="PERMISSIVE",
-                             columnNameOfCorruptRecord=CORRUPT, encoding="UTF-8")
+        df = spark.read.json(
+            paths,
+            schema=raw_schema(source),
+            mode="PERMISSIVE",
+            columnNameOfCorruptRecord=CORRUPT,
+            encoding="UTF-8",
+        )
         return df.select("*", F.col("_metadata.file_path").alias("_source_file"))
     df = spark.read.parquet(*paths)
     cols = []
     for c in source.columns:
         cols.append(F.col(c.name) if c.name in df.columns else F.lit(None).cast(c.type).alias(c.name))
-    return df.select(*cols, F.lit(None).cast("string").alias(CORRUPT),
-                     F.col("_metadata.file_path").alias("_source_file"))
+    return df.select(
+        *cols, F.lit(None).cast("string").alias(CORRUPT), F.col("_metadata.file_path").alias("_source_file")
+    )
 
 
 def _read_csv(spark: SparkSession, paths: list[str], schema: StructType) -> DataFrame:
     return spark.read.csv(
-        paths, header=True, schema=schema, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT,
-        enforceSchema=True, encoding="UTF-8", multiLine=False,
+        paths,
+        header=True,
+        schema=schema,
+        mode="PERMISSIVE",
+        columnNameOfCorruptRecord=CORRUPT,
+        enforceSchema=True,
+        encoding="UTF-8",
+        multiLine=False,
     )
 
 
@@ -197,8 +212,12 @@ def ingest(spark: SparkSession, settings: Settings, table: str, ds: str, since: 
         log.warning("%s: %s", table, w)
     empty = [d for d in dates if not landing_files(settings, source, d)]
     if empty:
-        log.warning("%s: no landing files for %d date(s) (%s...): those bronze partitions are emptied",
-                    table, len(empty), empty[0])
+        log.warning(
+            "%s: no landing files for %d date(s) (%s...): those bronze partitions are emptied",
+            table,
+            len(empty),
+            empty[0],
+        )
     root = layer_path(settings, "bronze", table)
     try:
         if files:
@@ -213,12 +232,20 @@ def ingest(spark: SparkSession, settings: Settings, table: str, ds: str, since: 
     except PipelineError:
         raise
     except Exception as exc:  # name the file that cannot be read
-        raise PipelineError(f"{table}: cannot read {_culprit(spark, source, files) or files}: "
-                            f"{str(exc).splitlines()[0][:300]}") from exc
-    result = IngestResult(table, dates, [str(p) for p in files], counts, malformed, time.perf_counter() - t0,
-                          warnings)
-    log.info("ingest %s %s..%s: %d files, %d rows (%d malformed) in %.1f s", table, dates[0], dates[-1],
-             len(files), result.rows, malformed, result.seconds)
+        raise PipelineError(
+            f"{table}: cannot read {_culprit(spark, source, files) or files}: {str(exc).splitlines()[0][:300]}"
+        ) from exc
+    result = IngestResult(table, dates, [str(p) for p in files], counts, malformed, time.perf_counter() - t0, warnings)
+    log.info(
+        "ingest %s %s..%s: %d files, %d rows (%d malformed) in %.1f s",
+        table,
+        dates[0],
+        dates[-1],
+        len(files),
+        result.rows,
+        malformed,
+        result.seconds,
+    )
     return result
 
 
@@ -227,6 +254,6 @@ def _culprit(spark: SparkSession, source: Source, files: list[Path]) -> str | No
     for path in files:
         try:
             extract(spark, source, [path]).count()
-        except Exception:  # noqa: BLE001 - any failure marks the culprit
+        except Exception:
             return str(path)
     return None

@@ -38,7 +38,7 @@ def partition_path(settings: Settings, layer: str, table: str, ds: str) -> Path:
     return layer_path(settings, layer, table) / f"ds={ds}"
 
 
-def _fs(spark: SparkSession, path: str):  # noqa: ANN202 (py4j objects)
+def _fs(spark: SparkSession, path: str):
     jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
     hpath = jvm.org.apache.hadoop.fs.Path(path)
     return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath  # type: ignore[attr-defined]

@@ -18,8 +18,13 @@ def ingest_step(settings: Settings, table: str, ds: str, since: str | None = Non
     from jobs.spark import get_spark
 
     result = ingest(get_spark(settings, f"msp-ingest-{table}"), settings, table, ds, since)
-    return {"table": table, "rows": result.rows, "malformed": result.malformed, "files": len(result.files),
-            "warnings": result.warnings}
+    return {
+        "table": table,
+        "rows": result.rows,
+        "malformed": result.malformed,
+        "files": len(result.files),
+        "warnings": result.warnings,
+    }
 
 
 def clean_step(settings: Settings, table: str, ds: str, since: str | None = None) -> dict[str, Any]:
@@ -28,13 +33,18 @@ def clean_step(settings: Settings, table: str, ds: str, since: str | None = None
     from jobs.quality.validate import validate_silver
     from jobs.spark import get_spark
 
-    def gate(frame, name: str, dates: list[str]) -> dict:  # noqa: ANN001 (a Spark DataFrame)
+    def gate(frame, name: str, dates: list[str]) -> dict:
         outcomes = validate_silver(settings, frame, name, dates)
         return {"expectations": len(outcomes), "warnings": sum(not o.success for o in outcomes)}
 
     result = clean(get_spark(settings, f"msp-clean-{table}"), settings, table, ds, since, validate=gate)
-    return {"table": table, "bronze": result.bronze_rows, "silver": result.silver_total,
-            "quarantined": result.quarantined, "validation": result.validation}
+    return {
+        "table": table,
+        "bronze": result.bronze_rows,
+        "silver": result.silver_total,
+        "quarantined": result.quarantined,
+        "validation": result.validation,
+    }
 
 
 def build_data_docs(settings: Settings) -> str:
@@ -54,8 +64,11 @@ def layer_counts(settings: Settings, ds: str, since: str | None = None) -> dict[
     for layer in ("bronze", "silver", "quarantine"):
         out[layer] = {}
         for table in ORDER:
-            files = [str(p) for p in layer_path(settings, layer, table).glob("ds=*/*.parquet")
-                     if p.parent.name.removeprefix("ds=") in dates]
+            files = [
+                str(p)
+                for p in layer_path(settings, layer, table).glob("ds=*/*.parquet")
+                if p.parent.name.removeprefix("ds=") in dates
+            ]
             out[layer][table] = (
                 con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0] if files else 0
             )
@@ -69,11 +82,15 @@ def quarantine_reasons(settings: Settings, ds: str, since: str | None = None) ->
     con = duckdb.connect()
     reasons: dict[str, Counter] = {}
     for table in ORDER:
-        files = [str(p) for p in layer_path(settings, "quarantine", table).glob("ds=*/*.parquet")
-                 if p.parent.name.removeprefix("ds=") in dates]
+        files = [
+            str(p)
+            for p in layer_path(settings, "quarantine", table).glob("ds=*/*.parquet")
+            if p.parent.name.removeprefix("ds=") in dates
+        ]
         if files:
-            rows = con.execute("SELECT reason, count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 2 DESC",
-                               [files]).fetchall()
+            rows = con.execute(
+                "SELECT reason, count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 2 DESC", [files]
+            ).fetchall()
             reasons[table] = Counter(dict(rows))
     return reasons
 

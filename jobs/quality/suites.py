@@ -53,7 +53,10 @@ def build_suite(source: Source) -> gx.ExpectationSuite:
         if c.pii == "hash":
             add(gxe.ExpectColumnValuesToMatchRegex(column=name, regex=SHA256, severity=CRITICAL))
         if c.outlier:
-            add(gxe.ExpectColumnValuesToBeInSet(column=f"{c.name}_outlier", value_set=[False], mostly=0.95,
-                                                severity=WARNING))
+            add(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=f"{c.name}_outlier", value_set=[False], mostly=0.95, severity=WARNING
+                )
+            )
     add(gxe.ExpectTableRowCountToBeBetween(min_value=1, severity=WARNING))
     return suite

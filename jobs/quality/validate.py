@@ -39,8 +39,10 @@ class ExpectationOutcome:
 
     def describe(self) -> str:
         where = f" on column {self.column}" if self.column else ""
-        return (f"silver.{self.table}: {self.expectation}{where} failed ({self.severity}): "
-                f"{self.unexpected_count} unexpected of {self.element_count} rows")
+        return (
+            f"silver.{self.table}: {self.expectation}{where} failed ({self.severity}): "
+            f"{self.unexpected_count} unexpected of {self.element_count} rows"
+        )
 
 
 def gx_context(settings: Settings) -> Any:
@@ -94,16 +96,18 @@ def run_suite(settings: Settings, frame: DataFrame, table: str, dates: list[str]
     for run_result in result.run_results.values():
         for r in run_result.results:
             cfg = r.expectation_config
-            outcomes.append(ExpectationOutcome(
-                table=table,
-                expectation=cfg.type,
-                column=cfg.kwargs.get("column") or (",".join(cfg.kwargs["column_list"])
-                                                     if "column_list" in cfg.kwargs else None),
-                severity=str(getattr(cfg, "severity", None) or CRITICAL).lower().removeprefix("failureseverity."),
-                success=bool(r.success),
-                unexpected_count=int((r.result or {}).get("unexpected_count") or 0),
-                element_count=int((r.result or {}).get("element_count") or 0),
-            ))
+            outcomes.append(
+                ExpectationOutcome(
+                    table=table,
+                    expectation=cfg.type,
+                    column=cfg.kwargs.get("column")
+                    or (",".join(cfg.kwargs["column_list"]) if "column_list" in cfg.kwargs else None),
+                    severity=str(getattr(cfg, "severity", None) or CRITICAL).lower().removeprefix("failureseverity."),
+                    success=bool(r.success),
+                    unexpected_count=int((r.result or {}).get("unexpected_count") or 0),
+                    element_count=int((r.result or {}).get("element_count") or 0),
+                )
+            )
     return outcomes
 
 
@@ -143,8 +147,9 @@ def record(settings: Settings, run_date: str, table: str, outcomes: list[Expecta
             for o in outcomes
         ]
     )
-    Warehouse.from_settings(settings).replace("data_quality", {"run_date": date.fromisoformat(run_date),
-                                                               "table_name": table}, frame)
+    Warehouse.from_settings(settings).replace(
+        "data_quality", {"run_date": date.fromisoformat(run_date), "table_name": table}, frame
+    )
 
 
 def validate_silver(settings: Settings, frame: DataFrame, table: str, dates: list[str]) -> list[ExpectationOutcome]:

@@ -64,9 +64,7 @@ class ShelfState:
         return cls(active[order], starts, counts, state["price"].to_numpy())
 
 
-def organic_sessions(
-    pop: Population, weekday: int, eligible: np.ndarray, rng: np.random.Generator
-) -> Sessions:
+def organic_sessions(pop: Population, weekday: int, eligible: np.ndarray, rng: np.random.Generator) -> Sessions:
     """Browse and purchase sessions of all eligible customers for one day (Poisson processes)."""
     wf = WEEKDAY_FACTOR[weekday]
     n_browse = np.where(eligible, rng.poisson(session_rate(pop) * wf), 0)
@@ -85,9 +83,7 @@ def organic_sessions(
     )
 
 
-def pick_products(
-    pop: Population, customers: np.ndarray, shelf: ShelfState, rng: np.random.Generator
-) -> np.ndarray:
+def pick_products(pop: Population, customers: np.ndarray, shelf: ShelfState, rng: np.random.Generator) -> np.ndarray:
     """One product per entry: a category by the customer's affinity, then a uniform active product."""
     k = pop.cum_affinity.shape[1]
     u = rng.random(len(customers))
@@ -145,9 +141,7 @@ def expand(
             np.full(len(item_sess), PURCHASE),
         ]
     )
-    ev_prod = np.concatenate(
-        [np.full(has_search.sum(), -1), view_prod, ab_prod, item_prod, item_prod, item_prod]
-    )
+    ev_prod = np.concatenate([np.full(has_search.sum(), -1), view_prod, ab_prod, item_prod, item_prod, item_prod])
     ev_order = np.lexsort((np.arange(len(ev_sess)), ev_type, ev_sess))
     ev_sess, ev_type, ev_prod = ev_sess[ev_order], ev_type[ev_order], ev_prod[ev_order]
 
@@ -166,9 +160,7 @@ def expand(
             "customer_id": pop.frame["customer_id"].to_numpy()[sessions.customer[ev_sess[time_order]]],
             "ts_ms": ts_ms[time_order],
             "event_type": TYPE_NAMES[ev_type[time_order]],
-            "product_id": np.where(
-                ev_prod[time_order] >= 0, product_ids(np.maximum(ev_prod[time_order], 0)), None
-            ),
+            "product_id": np.where(ev_prod[time_order] >= 0, product_ids(np.maximum(ev_prod[time_order], 0)), None),
             "session_id": session_ids[ev_sess[time_order]],
         }
     )
@@ -209,10 +201,10 @@ def expand(
 def email_events(
     pop: Population,
     customers: np.ndarray,
-    send_ms: int,
+    send_ms: np.ndarray,
     rng: np.random.Generator,
 ) -> pd.DataFrame:
-    """Opens and clicks of a campaign e-mail (no session, no product)."""
+    """Opens and clicks of a campaign e-mail (no session, no product), after each customer's send time."""
     resp = pop.col("email_responsiveness")[customers]
     opened = rng.random(len(customers)) < resp
     clicked = opened & (rng.random(len(customers)) < 0.35)

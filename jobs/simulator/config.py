@@ -67,7 +67,10 @@ class DirtRates:
         """All rates multiplied by ``factor`` (0 gives a clean landing zone)."""
         if factor < 0:
             raise ValueError(f"dirt scale must be >= 0, got {factor}")
-        return DirtRates(**{k: v * factor for k, v in dataclasses.asdict(self).items()})
+        scaled = {k: v * factor for k, v in dataclasses.asdict(self).items()}
+        if too_high := {k: round(v, 4) for k, v in scaled.items() if v > 1}:
+            raise ValueError(f"dirt rates above 1 after scaling by {factor}: {too_high}")
+        return DirtRates(**scaled)
 
     def with_overrides(self, overrides: dict[str, float]) -> DirtRates:
         known = {f.name for f in dataclasses.fields(self)}

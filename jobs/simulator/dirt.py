@@ -116,9 +116,7 @@ def inject(
             before = row[col]
             frame.iat[pos, frame.columns.get_loc(col)] = None
             row[col] = None
-            in_place.append(
-                (int(pos), record(row, "optional_null", f"missing:{col}", IMPUTE, col, f"was {before!r}"))
-            )
+            in_place.append((int(pos), record(row, "optional_null", f"missing:{col}", IMPUTE, col, f"was {before!r}")))
         sources = np.setdiff1d(sources, positions)
 
     # Added rows: copies of clean rows, changed per kind.
@@ -151,9 +149,7 @@ def inject(
         rec["row_number"] = int(position[pos]) + first_row
     for j, rec in enumerate(added_recs):
         rec["row_number"] = int(position[n + j]) + first_row
-    malformed_rows = np.array(
-        [position[n + j] for j, flag in enumerate(malformed_flags) if flag], dtype=np.int64
-    )
+    malformed_rows = np.array([position[n + j] for j, flag in enumerate(malformed_flags) if flag], dtype=np.int64)
     return Dirtied(frame=frame, malformed_rows=malformed_rows, records=records)
 
 

@@ -53,7 +53,7 @@ from jobs.simulator.world import Catalogue, Population, category_mean_price, mak
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
-SEND_HOUR_MS = 9 * 3_600_000
+SEND_HOUR_MS = 8 * 3_600_000  # campaign e-mails go out between 08:00 and 09:00 UTC
 MANIFEST = "manifest.json"
 EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 
@@ -142,9 +142,7 @@ def day_ms_array(dates: np.ndarray) -> np.ndarray:
     return dates.astype("datetime64[D]").astype("datetime64[ms]").astype(np.int64)
 
 
-def product_rows(
-    catalogue: Catalogue, state: pd.DataFrame, idx: np.ndarray, updated_ms: np.ndarray
-) -> pd.DataFrame:
+def product_rows(catalogue: Catalogue, state: pd.DataFrame, idx: np.ndarray, updated_ms: np.ndarray) -> pd.DataFrame:
     f = catalogue.frame
     return pd.DataFrame(
         {
@@ -272,7 +270,7 @@ def draw_campaign(
     visited = converted | (rng.random(m) < p_visit_nc)
     offset = rng.integers(0, cfg.attribution_days, size=m)
     start_second = rng.integers(10 * 3600, 21 * 3600, size=m)
-    send_ms = day_ms(send_day) + SEND_HOUR_MS + rng.integers(0, 2 * 3_600_000, size=m)
+    send_ms = day_ms(send_day) + SEND_HOUR_MS + rng.integers(0, 3_600_000, size=m)
     sessions: dict[int, Sessions] = {}
     for k in range(cfg.attribution_days):
         sel = visited & (offset == k)
@@ -286,7 +284,7 @@ def draw_campaign(
                 tag=tag_base + np.flatnonzero(sel),
             )
     treated = strategy != STRATEGIES.index(CONTROL)
-    emails = email_events(pop, customers[treated], int(day_ms(send_day) + SEND_HOUR_MS), rng)
+    emails = email_events(pop, customers[treated], send_ms[treated], rng)
     campaign = Campaign(
         campaign_id, day, customers, strategy, propensity, is_holdout, send_ms, visited, converted, tag_base
     )
@@ -404,9 +402,7 @@ def _simulate_into(cfg: SimConfig, landing: Path, truth: Path, progress: bool) -
         if d == 0:
             idx = np.flatnonzero(signup_day <= 0)
             signup_ms = day_ms_array(pop.col("signup_date")[idx])
-            rows = customer_rows(
-                pop, idx, signup_ms + rng.integers(6 * 3_600_000, 22 * 3_600_000, size=len(idx))
-            )
+            rows = customer_rows(pop, idx, signup_ms + rng.integers(6 * 3_600_000, 22 * 3_600_000, size=len(idx)))
         else:
             idx = np.flatnonzero(signup_day == d)
             rows = customer_rows(pop, idx, ds_ms + rng.integers(0, DAY_MS, size=len(idx)))
@@ -486,9 +482,7 @@ def _simulate_into(cfg: SimConfig, landing: Path, truth: Path, progress: bool) -
             orders["_tag"].to_numpy()[tagged],
             (orders["amount"] - orders["discount"]).to_numpy()[tagged],
         )
-        writer.write(
-            "events", today, event_rows(pd.concat([events, *email_frames], ignore_index=True), ymd, "")
-        )
+        writer.write("events", today, event_rows(pd.concat([events, *email_frames], ignore_index=True), ymd, ""))
         writer.write("orders", today, order_rows(orders))
 
         # campaign log: today's assignments, and the outcomes of windows that closed today

@@ -46,22 +46,31 @@ class RespondResult:
     files: list[str]
 
 
+def first_row(path: Path) -> int:
+    """Number reported for the first data row: its physical line in a CSV, 1 in Parquet."""
+    return 1 if path.suffix == ".parquet" else 2
+
+
+def _as_bool(value: object) -> object:
+    text = str(value).strip().lower()
+    return {"true": True, "1": True, "false": False, "0": False}.get(text, value)
+
+
 def read_assignments(path: Path) -> pd.DataFrame:
     """Read and validate an assignments file (Parquet or CSV)."""
     if not path.exists():
         raise AssignmentError(f"{path}: file not found")
     try:
-        frame = (
-            pd.read_parquet(path)
-            if path.suffix == ".parquet"
-            else pd.read_csv(path, dtype={"customer_id": str})
-        )
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"customer_id": str})
     except Exception as exc:
         raise AssignmentError(f"{path}: cannot be read as {path.suffix.lstrip('.') or 'csv'}: {exc}") from exc
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise AssignmentError(f"{path}: missing required column(s) {missing}; found {list(frame.columns)}")
-    header = 2 if path.suffix != ".parquet" else 1  # report physical CSV lines, 1-based Parquet rows
+    if "is_holdout" in frame.columns:
+        frame["is_holdout"] = frame["is_holdout"].map(_as_bool)
+    header = first_row(path)
+    holdout = frame["is_holdout"] if "is_holdout" in frame.columns else pd.Series(False, index=frame.index)
     checks = [
         ("customer_id is null", frame["customer_id"].isna()),
         ("strategy not in the catalogue " + str(list(STRATEGIES)), ~frame["strategy"].isin(STRATEGIES)),
@@ -70,19 +79,16 @@ def read_assignments(path: Path) -> pd.DataFrame:
             ~pd.to_numeric(frame["propensity"], errors="coerce").between(0, 1, "right"),
         ),
         ("customer_id assigned twice", frame["customer_id"].duplicated(keep="first")),
+        ("is_holdout must be true/false or 1/0", ~holdout.map(_as_bool).isin([True, False])),
     ]
     for rule, bad in checks:
         if bad.any():
             rows = (np.flatnonzero(bad.to_numpy()) + header)[:5].tolist()
-            raise AssignmentError(
-                f"{path}: row(s) {rows} break the rule: {rule} ({int(bad.sum())} row(s) in all)"
-            )
+            raise AssignmentError(f"{path}: row(s) {rows} break the rule: {rule} ({int(bad.sum())} row(s) in all)")
     return frame
 
 
-def respond(
-    assignments: Path, run_date: date, landing: Path, truth: Path, dirt_scale: float = 0.0
-) -> RespondResult:
+def respond(assignments: Path, run_date: date, landing: Path, truth: Path, dirt_scale: float = 0.0) -> RespondResult:
     """Draw outcomes for assignments made on ``run_date``; write them as landing data of the next days.
 
     Writes ``respond-<date>`` files (so a rerun replaces them): the assignment rows in
@@ -95,6 +101,8 @@ def respond(
     pop = make_population(cfg)
     catalogue = make_catalogue(cfg)
     day = (run_date - cfg.start).days
+    if day < 0:
+        raise AssignmentError(f"{assignments}: --date {run_date} is before the simulated shop opened ({cfg.start})")
     if day < cfg.days:
         log.warning(
             "respond date %s lies inside the simulated history (%s..%s): "
@@ -108,7 +116,7 @@ def respond(
     signed_up = np.zeros(len(frame), bool)
     signed_up[known] = pop.col("signup_day")[index[frame.loc[known, "customer_id"]].to_numpy()] <= day
     if not signed_up.all():
-        rows = (np.flatnonzero(~signed_up) + 2)[:5].tolist()
+        rows = (np.flatnonzero(~signed_up) + first_row(assignments))[:5].tolist()
         raise AssignmentError(
             f"{assignments}: row(s) {rows} break the rule: customer_id unknown to the shop on {run_date}"
         )
@@ -116,7 +124,7 @@ def respond(
     strategy = np.array([STRATEGIES.index(s) for s in frame["strategy"]])
     propensity = frame["propensity"].astype(float).to_numpy()
     holdout = (
-        frame["is_holdout"].astype(bool).to_numpy()
+        frame["is_holdout"].astype(bool).to_numpy()  # validated above: only True / False remain
         if "is_holdout" in frame.columns
         else strategy == STRATEGIES.index(CONTROL)
     )
@@ -152,9 +160,7 @@ def respond(
     assigned["updated_at"] = assigned["ts"]
     writer.write("campaign_log", run_date, assigned.astype(object), stem)
     close = run_date + timedelta(days=cfg.attribution_days)
-    writer.write(
-        "campaign_log", close, outcome_rows(campaign, pop, revenue, day_ms(close), rng).astype(object), stem
-    )
+    writer.write("campaign_log", close, outcome_rows(campaign, pop, revenue, day_ms(close), rng).astype(object), stem)
     write_parquet(
         truth / "campaign_truth" / f"ds={run_date.isoformat()}" / "part-00000.parquet",
         truth_frame(pop, outcomes, pop.col("signup_day") <= day, run_date.isoformat()),
@@ -174,7 +180,5 @@ def respond(
         "revenue": result.revenue,
         "files": result.files,
     }
-    write_atomic(
-        truth / "responses" / f"{run_date.isoformat()}.json", (json.dumps(summary, indent=2) + "\n").encode()
-    )
+    write_atomic(truth / "responses" / f"{run_date.isoformat()}.json", (json.dumps(summary, indent=2) + "\n").encode())
     return result

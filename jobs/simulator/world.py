@@ -152,9 +152,7 @@ def make_catalogue(cfg: SimConfig) -> Catalogue:
     m = cfg.products
     k = len(CATEGORIES)
     # Every category gets at least two products; the rest follow category popularity.
-    category = np.concatenate(
-        [np.repeat(np.arange(k), 2), rng.choice(k, size=m - 2 * k, p=np.full(k, 1 / k))]
-    )
+    category = np.concatenate([np.repeat(np.arange(k), 2), rng.choice(k, size=m - 2 * k, p=np.full(k, 1 / k))])
     category = np.sort(category)
     price = np.round(CATEGORY_PRICE[category] * rng.lognormal(-0.08, 0.4, size=m), 2)
     margin = np.round(rng.uniform(0.15, 0.55, size=m), 3)

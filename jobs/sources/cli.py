@@ -18,15 +18,13 @@ pull_app = typer.Typer(
 def http_command(
     table: Annotated[str, typer.Option(help="Table to pull (endpoint /<table> of the API).")],
     ds: Annotated[str, typer.Option(help="Partition date to pull (YYYY-MM-DD).")],
-    url: Annotated[
-        str | None, typer.Option("--url", help="API base URL (overrides MSP_HTTP_BASE_URL).")
-    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="API base URL (overrides MSP_HTTP_BASE_URL).")] = None,
     restart: Annotated[
         bool, typer.Option("--restart", help="Delete this ds's http pages and checkpoint, pull again.")
     ] = False,
 ) -> None:
     """Pull one table's JSON pages for one ds from the shop's REST API, resuming an earlier pull."""
-    from jobs.sources.http import HttpSourceConfig, HttpSourceError, pull  # noqa: PLC0415 - fast --help
+    from jobs.sources.http import HttpSourceConfig, HttpSourceError, pull
 
     try:
         settings = get_settings()

@@ -163,7 +163,7 @@ def _airflow_token(conn_id: str) -> SecretStr | None:
     if not conn_id or not _in_airflow(conn_id):
         return None
     try:
-        from airflow.sdk import BaseHook  # noqa: PLC0415 - Airflow is heavy and optional here
+        from airflow.sdk import BaseHook
     except ImportError:
         log.debug("airflow is not importable; not looking up connection %s", conn_id)
         return None
@@ -308,9 +308,7 @@ class _Client:
             status: int | None = None
             wait: float | None = None
             try:
-                response = self.session.get(
-                    url, params=params, headers=self.headers, timeout=self.config.timeout_s
-                )
+                response = self.session.get(url, params=params, headers=self.headers, timeout=self.config.timeout_s)
             except (
                 requests.ConnectionError,
                 requests.Timeout,

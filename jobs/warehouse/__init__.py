@@ -43,8 +43,10 @@ class Warehouse:
             return "duckdb"
         if self.url.startswith(("postgresql://", "postgres://")):
             return "postgres"
-        raise ValueError("MSP_WAREHOUSE_URL must start with duckdb:/// or postgresql:// "
-                         f"(got a URL with scheme {self.url.split(':', 1)[0]!r})")
+        raise ValueError(
+            "MSP_WAREHOUSE_URL must start with duckdb:/// or postgresql:// "
+            f"(got a URL with scheme {self.url.split(':', 1)[0]!r})"
+        )
 
     def connect(self) -> Any:
         if self.kind == "duckdb":
@@ -77,8 +79,12 @@ class Warehouse:
                     cur.execute("BEGIN TRANSACTION")
                 for statement in _statements(sql.format(schema=self.schema)):
                     cur.execute(statement)
-                cur.execute(f"INSERT INTO {self.schema}.schema_migrations (version) VALUES (%s)"
-                            .replace("%s", "?" if self.kind == "duckdb" else "%s"), [version])
+                cur.execute(
+                    f"INSERT INTO {self.schema}.schema_migrations (version) VALUES (%s)".replace(
+                        "%s", "?" if self.kind == "duckdb" else "%s"
+                    ),
+                    [version],
+                )
                 con.commit()
                 applied.append(version)
                 log.info("warehouse %s: applied migration %s", self.kind, version)
@@ -133,7 +139,7 @@ class _closing:
         if exc[0] is not None:
             try:
                 self.con.rollback()
-            except Exception:  # noqa: BLE001 - the original error matters more
+            except Exception:
                 log.debug("rollback failed", exc_info=True)
         self.con.close()
 

@@ -55,9 +55,7 @@ def machine() -> dict[str, Any]:
         platform.processor(),
     )
     mem_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
     )
     return {
         "cores": os.cpu_count(),
@@ -84,9 +82,7 @@ def bench_simulator(customers: int, days: int, products: int, work: Path) -> dic
         home = work / f"sim-{n}"
         env = {**os.environ, "MSP_HOME": str(home), "MSP_LOG_LEVEL": "WARNING"}
         log.info("simulator: %d customers x %d days", n, days)
-        run = run_child(
-            [exe, "simulate", "--customers", str(n), "--days", str(days), "--products", str(products)], env
-        )
+        run = run_child([exe, "simulate", "--customers", str(n), "--days", str(days), "--products", str(products)], env)
         manifest = json.loads((home / "var/truth/manifest.json").read_text())
         rows = sum(manifest["rows_written"].values())
         size_mb = sum(p.stat().st_size for p in (home / "var").rglob("*") if p.is_file()) / 1024**2
@@ -138,8 +134,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             "(default dirt rates), in a child process; peak memory is that process's maximum RSS.",
             "Baseline: the I/O floor, copying the bytes the run wrote (landing zone and truth).",
             "",
-            "| customers | rows written | output MB | time s | rows/s | peak RSS MB | I/O floor s "
-            "| time / floor |",
+            "| customers | rows written | output MB | time s | rows/s | peak RSS MB | I/O floor s | time / floor |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in sim["runs"]:
@@ -150,9 +145,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             )
         lines += [""]
         if "scaling_exponent" in sim:
-            lines.append(
-                f"Scaling exponent of time against customers: {sim['scaling_exponent']} (1.0 = linear)."
-            )
+            lines.append(f"Scaling exponent of time against customers: {sim['scaling_exponent']} (1.0 = linear).")
         verdict = "met" if sim["goal_met"] else "NOT met"
         lines += [
             f"Goal (issue 2): {main['customers']:,} customers x {sim['days']} days "
@@ -161,22 +154,51 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{main['peak_rss_mb']:,} MB = {main['peak_rss_mb'] / 2048:.2f} of the budget).",
             "",
         ]
+    ing = results.get("ingest")
+    if ing:
+        verdict = "met" if ing["goal_met"] else "NOT met"
+        lines += [
+            "## Ingest + clean of events (Spark) against DuckDB",
+            "",
+            f"Data: the simulator's events, {ing['events']:,} rows in {ing['files']} daily CSV files "
+            f"({ing['input_mb']} MB), dirty (default rates); customers and products loaded to silver first.",
+            "Spark: `ingest` + `clean` of `jobs/pipeline` over the whole range in one job each "
+            "(explicit schema, typing, validation, point-in-time foreign keys, dedupe, Parquet by ds), "
+            "without the GX gate. DuckDB: the same reading, rules, foreign keys and dedupe in one SQL "
+            "statement writing Parquet by ds (`tests/bench/ingest.py`).",
+            "",
+            "| engine | seconds | rows/s | silver rows |",
+            "|---|---:|---:|---:|",
+            f"| Spark local[*] (ingest {ing['spark_ingest_seconds']} s + clean {ing['spark_clean_seconds']} s) "
+            f"| {ing['spark_seconds']} | {ing['spark_rows_per_s']:,} | {ing['spark_silver_rows']:,} |",
+            f"| DuckDB | {ing['duckdb_seconds']} | {ing['duckdb_rows_per_s']:,} | {ing['duckdb_silver_rows']:,} |",
+            "",
+            f"Simulator's clean count: {ing['clean_rows_expected']:,}. Ratio Spark / DuckDB: "
+            f"**{ing['ratio_spark_to_duckdb']}x** (goal of issue 3: at most {ing['goal_ratio_max']}x): **{verdict}**.",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny sizes: checks the harness, not the figures"
-    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, not the figures")
     parser.add_argument("--results", type=Path, default=ROOT / "var/bench/results.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs/BENCHMARKS.md")
+    parser.add_argument("--only", help="comma-separated benchmarks to run (simulator, ingest); default all")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s", datefmt="%H:%M:%S")
     customers, days, products = (2_000, 10, 100) if args.quick else (100_000, 90, 2_000)
     results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    only = set(args.only.split(",")) if args.only else {"simulator", "ingest"}
     with tempfile.TemporaryDirectory(prefix="msp-bench-") as tmp:
-        results["simulator"] = bench_simulator(customers, days, products, Path(tmp))
+        if "simulator" in only:
+            results["simulator"] = bench_simulator(customers, days, products, Path(tmp))
+        if "ingest" in only:
+            from tests.bench.ingest import bench_ingest
+
+            ingest_size = (3_000, 10) if args.quick else (250_000, 90)
+            results["ingest"] = bench_ingest(Path(tmp), *ingest_size)
     results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2) + "\n")

@@ -88,9 +88,7 @@ def test_customer_attributes_hold_the_eight_features(imported: ImportResult) -> 
 
 def test_rerun_replaces_the_partition(imported: ImportResult) -> None:
     root = imported.campaign_log.parents[2]
-    again = import_campaign_log(
-        require_datasets() / "hillstrom.csv", shipped_mapping("hillstrom"), Path(root)
-    )
+    again = import_campaign_log(require_datasets() / "hillstrom.csv", shipped_mapping("hillstrom"), Path(root))
     assert again.campaign_log == imported.campaign_log
     assert [p.name for p in imported.campaign_log.parent.iterdir()] == ["hillstrom.parquet"]
     assert pq.read_metadata(again.campaign_log).num_rows == 64_000

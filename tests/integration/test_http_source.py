@@ -253,9 +253,7 @@ def n_pages(served: Served, page_size: int) -> int:
 # --- tests ---------------------------------------------------------------------------------------
 
 
-def test_pull_paginates_and_lands_exactly_the_served_records(
-    api: ShopApi, served: Served, tmp_path: Path
-) -> None:
+def test_pull_paginates_and_lands_exactly_the_served_records(api: ShopApi, served: Served, tmp_path: Path) -> None:
     result = pull(TABLE, served.ds, tmp_path, config(api, page_size=1))
     n = len(served.records)
     assert isinstance(result, PullResult)
@@ -553,7 +551,5 @@ def test_cli_pull_http(msp_home: Path, monkeypatch: pytest.MonkeyPatch, api: Sho
     result = runner.invoke(app, ["pull", "http", "--table", TABLE, "--ds", served.ds])
     assert result.exit_code == 2 and "MSP_HTTP_BASE_URL" in result.stderr
 
-    result = runner.invoke(
-        app, ["pull", "http", "--table", TABLE, "--ds", "2026-13-45", "--url", api.base_url]
-    )
+    result = runner.invoke(app, ["pull", "http", "--table", TABLE, "--ds", "2026-13-45", "--url", api.base_url])
     assert result.exit_code == 2 and result.stderr.startswith("error: ")

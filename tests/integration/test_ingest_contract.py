@@ -28,9 +28,14 @@ def write(settings: Settings, table: str, name: str, text: str, ds: str = DS) ->
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     s = Settings(home=tmp_path, pii_salt="pepper")
-    write(s, "customers", "part-00000.csv", CUSTOMERS + "\n"
-          "C1,Ann,Lee,ann@example.com,+49 1,2025-01-01,north,web,1990,f,2025-01-01T00:00:00Z\n"
-          "C2,Bo,Ng,bo@example.com,+49 2,2025-01-01,south,app,1985,m,2025-01-01T00:00:00Z\n")
+    write(
+        s,
+        "customers",
+        "part-00000.csv",
+        CUSTOMERS + "\n"
+        "C1,Ann,Lee,ann@example.com,+49 1,2025-01-01,north,web,1990,f,2025-01-01T00:00:00Z\n"
+        "C2,Bo,Ng,bo@example.com,+49 2,2025-01-01,south,app,1985,m,2025-01-01T00:00:00Z\n",
+    )
     return s
 
 
@@ -39,9 +44,13 @@ def silver_rows(spark, settings: Settings, table: str) -> list[dict]:
 
 
 def test_extra_and_reordered_csv_columns_are_mapped_by_name(spark, settings: Settings) -> None:
-    write(settings, "events", "part-00000.csv",
-          "customer_id,event_id,utm_source,ts,event_type,product_id,session_id\n"
-          "C1,E1,newsletter,2026-09-08T10:00:00Z,search,,S1\n")
+    write(
+        settings,
+        "events",
+        "part-00000.csv",
+        "customer_id,event_id,utm_source,ts,event_type,product_id,session_id\n"
+        "C1,E1,newsletter,2026-09-08T10:00:00Z,search,,S1\n",
+    )
     result = ingest(spark, settings, "events", DS)
     assert any("extra column(s) ['utm_source'] dropped" in w for w in result.warnings)
     ingest(spark, settings, "customers", DS)
@@ -53,9 +62,22 @@ def test_extra_and_reordered_csv_columns_are_mapped_by_name(spark, settings: Set
 
 
 def test_a_missing_optional_json_key_is_imputed(spark, settings: Settings) -> None:
-    write(settings, "products", "part-00000.jsonl", json.dumps(
-        {"product_id": "P1", "name": "Book", "category": "books", "price": 9.5, "margin_rate": 0.3,
-         "updated_at": "2026-09-01T00:00:00Z"}) + "\n")
+    write(
+        settings,
+        "products",
+        "part-00000.jsonl",
+        json.dumps(
+            {
+                "product_id": "P1",
+                "name": "Book",
+                "category": "books",
+                "price": 9.5,
+                "margin_rate": 0.3,
+                "updated_at": "2026-09-01T00:00:00Z",
+            }
+        )
+        + "\n",
+    )
     ingest(spark, settings, "products", DS)
     clean(spark, settings, "products", DS)
     [row] = silver_rows(spark, settings, "products")
@@ -63,8 +85,13 @@ def test_a_missing_optional_json_key_is_imputed(spark, settings: Settings) -> No
 
 
 def test_a_renamed_required_column_fails_naming_file_and_columns(spark, settings: Settings) -> None:
-    path = write(settings, "customers", "part-00001.csv", CUSTOMERS.replace("customer_id", "cust_id") + "\n"
-                 "C3,Cy,Oh,cy@example.com,+49 3,2025-01-01,west,web,1970,x,2025-01-01T00:00:00Z\n")
+    path = write(
+        settings,
+        "customers",
+        "part-00001.csv",
+        CUSTOMERS.replace("customer_id", "cust_id") + "\n"
+        "C3,Cy,Oh,cy@example.com,+49 3,2025-01-01,west,web,1970,x,2025-01-01T00:00:00Z\n",
+    )
     with pytest.raises(PipelineError) as info:
         ingest(spark, settings, "customers", DS)
     message = str(info.value)
@@ -90,15 +117,18 @@ def test_the_gate_blocks_silver_on_a_critical_failure_and_records_it(spark, sett
     broken = frame.unionByName(frame)  # every key twice: the uniqueness expectation must fail
     with pytest.raises(QualityError) as info:
         validate_silver(settings, broken, "customers", [DS])
-    assert "silver.customers: expect_compound_columns_to_be_unique on column customer_id,ds failed (critical)" \
-        in str(info.value)
+    assert "silver.customers: expect_compound_columns_to_be_unique on column customer_id,ds failed (critical)" in str(
+        info.value
+    )
     assert "4 unexpected of 4 rows" in str(info.value)
     dq = Warehouse.from_settings(settings).query(
-        "SELECT expectation, success, unexpected_count FROM marketing.data_quality WHERE NOT success")
+        "SELECT expectation, success, unexpected_count FROM marketing.data_quality WHERE NOT success"
+    )
     assert dq.to_dict("records") == [
-        {"expectation": "expect_compound_columns_to_be_unique", "success": False, "unexpected_count": 4}]
+        {"expectation": "expect_compound_columns_to_be_unique", "success": False, "unexpected_count": 4}
+    ]
 
-    def failing_gate(df, table, dates):  # noqa: ANN001
+    def failing_gate(df, table, dates):
         return validate_silver(settings, df.unionByName(df), table, dates)
 
     with pytest.raises(QualityError):

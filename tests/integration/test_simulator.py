@@ -95,17 +95,13 @@ def test_layout_formats_and_partitions(world: dict) -> None:
     manifest = json.loads((world["truth"] / "manifest.json").read_text())
     assert manifest["config"] == CFG.to_json()
     assert manifest["campaign_days"] == ["2026-09-08", "2026-09-22", "2026-10-06"]
-    assert sorted(manifest["files"]) == sorted(
-        str(p.relative_to(landing)) for p in landing.rglob("*") if p.is_file()
-    )
+    assert sorted(manifest["files"]) == sorted(str(p.relative_to(landing)) for p in landing.rglob("*") if p.is_file())
 
 
 def test_every_defect_in_the_files_is_in_the_record_and_nothing_else(world: dict, dirt: pd.DataFrame) -> None:
     found = audit(world["landing"])
     assert found.inconsistent_duplicates == [], "same key with different meaning is not a duplicate"
-    multi = [
-        (r.file, r.row_number, r.reasons) for rows in found.rows.values() for r in rows if len(r.reasons) > 1
-    ]
+    multi = [(r.file, r.row_number, r.reasons) for rows in found.rows.values() for r in rows if len(r.reasons) > 1]
     assert multi == [], "each dirty row carries exactly one defect"
 
     recorded = dirt[dirt["action"] != "dedupe"]
@@ -188,6 +184,29 @@ def test_observed_uplift_of_each_arm_lies_in_its_95_interval_around_the_truth(
         assert se < 0.02, "the test must be sharp enough to catch a wrong simulator"
 
 
+def test_respond_refuses_a_date_before_the_shop_opened(world: dict, tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    pd.DataFrame({"customer_id": ["C0000001"], "strategy": ["coupon_10"], "propensity": [0.5]}).to_csv(path)
+    with pytest.raises(AssignmentError, match="before the simulated shop opened"):
+        respond(path, pd.Timestamp("2026-08-01").date(), tmp_path / "landing", world["truth"])
+
+
+def test_campaign_emails_are_opened_after_they_were_sent(world: dict, campaign_log: pd.DataFrame) -> None:
+    found = audit(world["landing"])
+    opens = pd.DataFrame(
+        [
+            {"customer_id": r.values["customer_id"], "opened": r.normalised[2]}
+            for r in found.rows["events"]
+            if not r.reasons and r.values["event_type"] == "email_open"
+        ]
+    )
+    sent = campaign_log[campaign_log["strategy"] != "no_action"][["customer_id", "ts"]]
+    merged = opens.merge(sent, on="customer_id")
+    merged = merged[merged["opened"].dt.date == merged["ts"].dt.date]  # the same campaign's day
+    assert len(merged) > 100
+    assert (merged["opened"] > merged["ts"]).all()
+
+
 def test_true_effects_are_heterogeneous_and_some_strategy_hurts_a_segment(truth: pd.DataFrame) -> None:
     wide = truth.pivot_table(index=["campaign_id", "customer_id"], columns="strategy", values="p_convert")
     effects = wide.drop(columns="no_action").sub(wide["no_action"], axis=0)
@@ -195,9 +214,7 @@ def test_true_effects_are_heterogeneous_and_some_strategy_hurts_a_segment(truth:
     hurt = (effects < 0).mean()
     assert hurt["coupon_20"] > 0.02 and hurt["email_recommendations"] > 0.02
     assert (effects.mean() > 0).all(), "on average every strategy helps conversion"
-    revenue = truth.pivot_table(
-        index=["campaign_id", "customer_id"], columns="strategy", values="expected_revenue"
-    )
+    revenue = truth.pivot_table(index=["campaign_id", "customer_id"], columns="strategy", values="expected_revenue")
     assert ((revenue["coupon_20"] - revenue["no_action"]) < 0).mean() > 0.05, "coupons cannibalise revenue"
 
 
@@ -248,9 +265,7 @@ def test_respond_draws_outcomes_for_assignments_and_reruns_idempotently(world: d
     out = pd.read_parquet(landing / "campaign_log" / "ds=2026-10-23" / "respond-2026-10-16.parquet")
     assert out["converted"].sum() == first.converted
     assert (out["revenue"].sum()).round(2) == pytest.approx(first.revenue, abs=0.05)
-    orders = pd.concat(
-        pd.read_json(p, lines=True) for p in landing.glob("orders/ds=*/respond-2026-10-16.jsonl")
-    )
+    orders = pd.concat(pd.read_json(p, lines=True) for p in landing.glob("orders/ds=*/respond-2026-10-16.jsonl"))
     assert len(orders) == first.converted
     assert (truth_dir / "campaign_truth" / "ds=2026-10-16" / "part-00000.parquet").exists()
 

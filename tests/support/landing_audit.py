@@ -215,12 +215,7 @@ class Audit:
 
     def findings(self) -> set[tuple[str, int, str]]:
         """(file, row_number, reason) of every non-duplicate defect."""
-        return {
-            (r.file, r.row_number, reason)
-            for rows in self.rows.values()
-            for r in rows
-            for reason in r.reasons
-        }
+        return {(r.file, r.row_number, reason) for rows in self.rows.values() for r in rows for reason in r.reasons}
 
 
 def audit(landing: Path) -> Audit:
@@ -243,9 +238,7 @@ def audit(landing: Path) -> Audit:
             for col, known in fks.items():
                 if r.values.get(col) is not None and r.values[col] not in known:
                     r.reasons.append(f"unknown_fk:{col}")
-            if table == "orders" and any(
-                i.get("product_id") not in products for i in r.values.get("items") or []
-            ):
+            if table == "orders" and any(i.get("product_id") not in products for i in r.values.get("items") or []):
                 r.reasons.append("unknown_fk:items.product_id")
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for table_rows in rows.values():

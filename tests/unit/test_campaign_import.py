@@ -104,9 +104,7 @@ def test_csv_maps_arms_constant_propensity_generated_ids_and_derived_holdout(tmp
         row("T004", "no_action", 0.5, True, False, False, 0.0),
     ]
     attributes = pq.read_table(result.customer_attributes)
-    assert attributes.schema == pa.schema(
-        [("customer_id", pa.string()), ("age", pa.int64()), ("city", pa.string())]
-    )
+    assert attributes.schema == pa.schema([("customer_id", pa.string()), ("age", pa.int64()), ("city", pa.string())])
     assert attributes.to_pylist() == [
         {"customer_id": "T001", "age": 31, "city": "Bonn"},
         {"customer_id": "T002", "age": 45, "city": "Köln"},
@@ -176,9 +174,7 @@ def test_the_same_export_as_csv_jsonl_and_parquet_imports_identically(tmp_path: 
             "city": ["A", "B"],
         }
     )
-    csv_src = write(
-        tmp_path, "x.csv", "arm,visit,buy,spend,age,city\ncontrol,0,0,0.0,30,A\nmail,1,1,9.5,40,B\n"
-    )
+    csv_src = write(tmp_path, "x.csv", "arm,visit,buy,spend,age,city\ncontrol,0,0,0.0,30,A\nmail,1,1,9.5,40,B\n")
     jsonl_src = write(tmp_path, "x.jsonl", "".join(json.dumps(r) + "\n" for r in table.to_pylist()))
     parquet_src = tmp_path / "x.parquet"
     pq.write_table(table, parquet_src)
@@ -337,13 +333,9 @@ def test_csv_row_errors_name_the_physical_line_and_the_rule_first_five_and_the_c
     assert lines[2] == "  line 6: propensity (p): '1.5' is outside (0, 1]"
     assert lines[3] == "  line 7: propensity (p): missing; outcomes.visited (visit): 2 is not 0 or 1"
     assert lines[4] == (
-        "  line 8: propensity (p): 'abc' is not a number; "
-        "outcomes.revenue (spend): -3 is not a non-negative number"
+        "  line 8: propensity (p): 'abc' is not a number; outcomes.revenue (spend): -3 is not a non-negative number"
     )
-    assert (
-        lines[5]
-        == "  line 9: propensity (p): '0' is outside (0, 1]; outcomes.converted (buy): 'yes' is not 0 or 1"
-    )
+    assert lines[5] == "  line 9: propensity (p): '0' is outside (0, 1]; outcomes.converted (buy): 'yes' is not 0 or 1"
     assert len(lines) == 6
     assert not (tmp_path / "out").exists()
 
@@ -353,12 +345,7 @@ def test_jsonl_and_parquet_row_errors_name_the_line_and_the_row(tmp_path: Path) 
     src = write(
         tmp_path,
         "bad.jsonl",
-        json.dumps(good)
-        + "\n\n"
-        + json.dumps({**good, "arm": "sms"})
-        + "\n"
-        + json.dumps({**good, "visit": 3})
-        + "\n",
+        json.dumps(good) + "\n\n" + json.dumps({**good, "arm": "sms"}) + "\n" + json.dumps({**good, "visit": 3}) + "\n",
     )
     with pytest.raises(CampaignImportError) as err:
         import_campaign_log(src, mapping_file(tmp_path), tmp_path / "out")
@@ -451,9 +438,7 @@ def test_cli_imports_and_prints_rows_per_strategy_and_paths(tmp_path: Path) -> N
 
 def test_cli_default_output_is_the_datasets_own_landing_zone(msp_home: Path, tmp_path: Path) -> None:
     src = write(tmp_path, "ab.csv", CSV)
-    result = CliRunner().invoke(
-        cli(), ["import", "campaign-log", str(src), "-m", str(mapping_file(tmp_path))]
-    )
+    result = CliRunner().invoke(cli(), ["import", "campaign-log", str(src), "-m", str(mapping_file(tmp_path))])
     assert result.exit_code == 0, result.output
     root = msp_home / "var/lake/datasets/demo_ab/landing"
     assert default_output_root("demo_ab") == root
@@ -466,20 +451,14 @@ def test_cli_errors_exit_2_with_the_message_on_stderr(tmp_path: Path) -> None:
     src = write(tmp_path, "ab.csv", CSV.replace("mail,1,1", "sms,1,1"))
     bad_mapping = mapping_file(tmp_path, "bad.yaml", propensity={})
     runner = CliRunner()
-    result = runner.invoke(
-        cli(), ["import", "campaign-log", str(src), "-m", str(bad_mapping), "-o", str(tmp_path)]
-    )
+    result = runner.invoke(cli(), ["import", "campaign-log", str(src), "-m", str(bad_mapping), "-o", str(tmp_path)])
     assert result.exit_code == 2
     assert result.stderr == f"error: {bad_mapping}: propensity: give either column or constant\n"
     result = runner.invoke(
         cli(), ["import", "campaign-log", str(src), "-m", str(mapping_file(tmp_path)), "-o", str(tmp_path)]
     )
     assert result.exit_code == 2
-    assert result.stderr.startswith(
-        f"error: {src}: 1 row breaks the mapping:\n  line 3: strategy (arm): 'sms'"
-    )
+    assert result.stderr.startswith(f"error: {src}: 1 row breaks the mapping:\n  line 3: strategy (arm): 'sms'")
     result = runner.invoke(cli(), ["import", "campaign-log", str(src), "-m", "no_such_mapping"])
     assert result.exit_code == 2
-    assert (
-        "error: 'no_such_mapping' is neither a mapping file nor a shipped mapping (shipped: " in result.stderr
-    )
+    assert "error: 'no_such_mapping' is neither a mapping file nor a shipped mapping (shipped: " in result.stderr

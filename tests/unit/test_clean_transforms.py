@@ -40,24 +40,43 @@ def reasons(quarantine) -> dict[str, str]:
 
 def test_events_are_typed_validated_and_deduplicated(spark) -> None:
     rows = [
-        {"event_id": "E1", "customer_id": "C1", "ts": "2026-09-08T10:00:00.000Z", "event_type": "view",
-         "product_id": "P1", "session_id": "S1"},
+        {
+            "event_id": "E1",
+            "customer_id": "C1",
+            "ts": "2026-09-08T10:00:00.000Z",
+            "event_type": "view",
+            "product_id": "P1",
+            "session_id": "S1",
+        },
         # near duplicate of E1: same instant written differently, type in capitals
-        {"event_id": "E1", "customer_id": "C1", "ts": "2026-09-08 10:00:00.000+00:00", "event_type": " VIEW",
-         "product_id": "P1", "session_id": "S1"},
+        {
+            "event_id": "E1",
+            "customer_id": "C1",
+            "ts": "2026-09-08 10:00:00.000+00:00",
+            "event_type": " VIEW",
+            "product_id": "P1",
+            "session_id": "S1",
+        },
         {"event_id": "E2", "customer_id": "C1", "ts": "not-a-timestamp", "event_type": "view"},
         {"event_id": "E3", "customer_id": "C1", "ts": "2026-09-08T11:00:00Z", "event_type": "teleport"},
         {"event_id": "E4", "customer_id": "C1", "ts": "2027-01-01T00:00:00Z", "event_type": "view"},
         {"event_id": "E5", "customer_id": "C9", "ts": "2026-09-08T11:00:00Z", "event_type": "search"},
         {"event_id": "E6", "customer_id": "C2", "ts": "2026-09-08T11:00:00Z", "event_type": "search"},
-        {"event_id": "E7", "customer_id": "C1", "ts": "2026-09-08T12:00:00Z", "event_type": "view",
-         "product_id": "P9"},
+        {
+            "event_id": "E7",
+            "customer_id": "C1",
+            "ts": "2026-09-08T12:00:00Z",
+            "event_type": "view",
+            "product_id": "P9",
+        },
         {"event_id": None, "customer_id": "C1", "ts": "2026-09-08T12:00:00Z", "event_type": "view"},
         {"_corrupt_record": "#### export interrupted ####"},
         {"event_id": "E8", "customer_id": "C1", "ts": "2026-09-08T13:00:00Z", "event_type": "email_open"},
     ]
-    dims = {"customers": dim(spark, {"C1": "2026-09-01", "C2": "2026-09-10"}),  # C2 only signs up later
-            "products": dim(spark, {"P1": "2026-09-01"})}
+    dims = {
+        "customers": dim(spark, {"C1": "2026-09-01", "C2": "2026-09-10"}),  # C2 only signs up later
+        "products": dim(spark, {"P1": "2026-09-01"}),
+    }
     silver, quarantine = clean_frame(bronze(spark, "events", rows), SOURCES["events"], dims, SALT)
     got = {r["event_id"]: r for r in silver.collect()}
     assert sorted(got) == ["E1", "E8"]
@@ -79,9 +98,19 @@ def test_events_are_typed_validated_and_deduplicated(spark) -> None:
 
 
 def test_customers_hash_pii_impute_and_keep_the_latest_version(spark) -> None:
-    base = {"customer_id": "C1", "first_name": "Ida", "last_name": "Graf", "email": "Ida.G@Example.com",
-            "phone": "+49 151 1234567", "signup_date": "2025-01-02", "region": "north", "channel": "web",
-            "birth_year": "1990", "gender": "f", "updated_at": "2025-01-02T10:00:00Z"}
+    base = {
+        "customer_id": "C1",
+        "first_name": "Ida",
+        "last_name": "Graf",
+        "email": "Ida.G@Example.com",
+        "phone": "+49 151 1234567",
+        "signup_date": "2025-01-02",
+        "region": "north",
+        "channel": "web",
+        "birth_year": "1990",
+        "gender": "f",
+        "updated_at": "2025-01-02T10:00:00Z",
+    }
     rows = [
         base,
         {**base, "region": "south", "updated_at": "2026-09-08T09:00:00Z"},  # a later version wins
@@ -103,8 +132,13 @@ def test_customers_hash_pii_impute_and_keep_the_latest_version(spark) -> None:
     assert sorted(got["C2"]["_missing"]) == ["birth_year", "gender", "region"]
     q = quarantine.collect()
     by_reason = {r["reason"]: r for r in q}
-    assert set(by_reason) == {"duplicate_key", "out_of_range:birth_year", "wrong_type:birth_year",
-                              "future_timestamp:signup_date", "malformed_record"}
+    assert set(by_reason) == {
+        "duplicate_key",
+        "out_of_range:birth_year",
+        "wrong_type:birth_year",
+        "future_timestamp:signup_date",
+        "malformed_record",
+    }
     # quarantine keeps no raw PII: no e-mail, no phone, no names
     for r in q:
         assert "@" not in r["raw"] and "151" not in r["raw"] and "Ida" not in r["raw"], r["raw"]
@@ -113,8 +147,15 @@ def test_customers_hash_pii_impute_and_keep_the_latest_version(spark) -> None:
 
 def test_orders_check_item_keys_types_and_impute_discount(spark) -> None:
     item = [{"product_id": "P1", "qty": "1", "price": "10.5"}]
-    base = {"order_id": "O1", "customer_id": "C1", "ts": "2026-09-08T12:00:00+02:00", "amount": "10.5",
-            "discount": "1.05", "currency": "EUR", "items": item}
+    base = {
+        "order_id": "O1",
+        "customer_id": "C1",
+        "ts": "2026-09-08T12:00:00+02:00",
+        "amount": "10.5",
+        "discount": "1.05",
+        "currency": "EUR",
+        "items": item,
+    }
     rows = [
         base,
         {**base, "order_id": "O2", "discount": None, "currency": None},
@@ -144,38 +185,116 @@ def test_campaign_log_keeps_the_outcome_version_and_checks_propensity(spark) -> 
     from pyspark.sql import functions as F
 
     rows = [
-        ("CMP-1", "C1", "2026-09-01 09:00:00", "coupon_10", 0.2, False, None, None, None, "2026-09-01 09:00:00"),
-        ("CMP-1", "C1", "2026-09-01 09:00:00", " COUPON_10", 0.2, False, True, True, 30.0, "2026-09-08 02:00:00"),
-        ("CMP-1", "C2", "2026-09-01 09:00:00", "no_action", 0.0, True, None, None, None, "2026-09-01 09:00:00"),
-        ("CMP-1", "C3", "2026-09-01 09:00:00", "coupon_50", 0.2, False, None, None, None, "2026-09-01 09:00:00"),
-        ("CMP-1", "C4", "2026-09-01 09:00:00", "no_action", 0.4, None, False, False, 0.0, "2026-09-08 02:00:00"),
+        (
+            "CMP-1",
+            "C1",
+            "2026-09-01 09:00:00",
+            "coupon_10",
+            0.2,
+            False,
+            None,
+            None,
+            None,
+            "2026-09-01 09:00:00",
+        ),
+        (
+            "CMP-1",
+            "C1",
+            "2026-09-01 09:00:00",
+            " COUPON_10",
+            0.2,
+            False,
+            True,
+            True,
+            30.0,
+            "2026-09-08 02:00:00",
+        ),
+        (
+            "CMP-1",
+            "C2",
+            "2026-09-01 09:00:00",
+            "no_action",
+            0.0,
+            True,
+            None,
+            None,
+            None,
+            "2026-09-01 09:00:00",
+        ),
+        (
+            "CMP-1",
+            "C3",
+            "2026-09-01 09:00:00",
+            "coupon_50",
+            0.2,
+            False,
+            None,
+            None,
+            None,
+            "2026-09-01 09:00:00",
+        ),
+        (
+            "CMP-1",
+            "C4",
+            "2026-09-01 09:00:00",
+            "no_action",
+            0.4,
+            None,
+            False,
+            False,
+            0.0,
+            "2026-09-08 02:00:00",
+        ),
     ]
-    cols = "campaign_id string, customer_id string, ts string, strategy string, propensity double, " \
-           "is_holdout boolean, visited boolean, converted boolean, revenue double, updated_at string"
+    cols = (
+        "campaign_id string, customer_id string, ts string, strategy string, propensity double, "
+        "is_holdout boolean, visited boolean, converted boolean, revenue double, updated_at string"
+    )
     df = spark.createDataFrame(rows, cols)
-    df = (df.withColumn("ts", F.col("ts").cast("timestamp")).withColumn("updated_at", F.col("updated_at").cast("timestamp"))
-          .withColumn("_corrupt_record", F.lit(None).cast("string"))
-          .withColumn("_source_file", F.lit("file:/x")).withColumn("_ingested_at", F.current_timestamp())
-          .withColumn("_row_hash", F.sha2(F.concat_ws("|", "customer_id", "strategy", "updated_at"), 256))
-          .withColumn("ds", F.lit(DS)))
+    df = (
+        df.withColumn("ts", F.col("ts").cast("timestamp"))
+        .withColumn("updated_at", F.col("updated_at").cast("timestamp"))
+        .withColumn("_corrupt_record", F.lit(None).cast("string"))
+        .withColumn("_source_file", F.lit("file:/x"))
+        .withColumn("_ingested_at", F.current_timestamp())
+        .withColumn("_row_hash", F.sha2(F.concat_ws("|", "customer_id", "strategy", "updated_at"), 256))
+        .withColumn("ds", F.lit(DS))
+    )
     dims = {"customers": dim(spark, {f"C{i}": "2026-09-01" for i in range(1, 5)})}
     silver, quarantine = clean_frame(df, SOURCES["campaign_log"], dims, SALT)
     got = {r["customer_id"]: r for r in silver.collect()}
     assert sorted(got) == ["C1", "C4"]
     assert (got["C1"]["strategy"], got["C1"]["converted"], got["C1"]["revenue"]) == ("coupon_10", True, 30.0)
     assert got["C4"]["is_holdout"] is True and got["C4"]["_missing"] == ["is_holdout"]
-    assert reasons(quarantine) == {"CMP-1|C1": "duplicate_key", "CMP-1|C2": "out_of_range:propensity",
-                                   "CMP-1|C3": "invalid_value:strategy"}
+    assert reasons(quarantine) == {
+        "CMP-1|C1": "duplicate_key",
+        "CMP-1|C2": "out_of_range:propensity",
+        "CMP-1|C3": "invalid_value:strategy",
+    }
 
 
 def test_products_impute_margin_by_category_median_and_flag_outliers(spark) -> None:
     rows = [
-        {"product_id": f"P{i}", "name": f"n{i}", "category": "books", "price": str(p), "margin_rate": str(m),
-         "is_active": "true", "updated_at": "2026-08-01T00:00:00Z"}
+        {
+            "product_id": f"P{i}",
+            "name": f"n{i}",
+            "category": "books",
+            "price": str(p),
+            "margin_rate": str(m),
+            "is_active": "true",
+            "updated_at": "2026-08-01T00:00:00Z",
+        }
         for i, (p, m) in enumerate([(10, 0.2), (12, 0.3), (11, 0.4), (9, 0.5), (500, 0.1)], 1)
     ] + [
-        {"product_id": "P6", "name": None, "category": "Books ", "price": "10", "margin_rate": None,
-         "is_active": "true", "updated_at": "2026-08-01T00:00:00Z"},
+        {
+            "product_id": "P6",
+            "name": None,
+            "category": "Books ",
+            "price": "10",
+            "margin_rate": None,
+            "is_active": "true",
+            "updated_at": "2026-08-01T00:00:00Z",
+        },
         {"product_id": "P7", "name": "x", "category": "books", "price": "-1", "margin_rate": "0.2"},
         {"product_id": "P8", "name": "x", "category": "books", "price": "1", "margin_rate": "1.7"},
     ]

@@ -55,9 +55,7 @@ def test_mask_url_keeps_urls_without_secrets(url: str) -> None:
 
 
 @pytest.mark.parametrize("bad", ["x; drop table y", "1abc", "a-b", "", "a" * 64])
-def test_schema_name_must_be_a_plain_identifier(
-    bad: str, msp_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_schema_name_must_be_a_plain_identifier(bad: str, msp_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MSP_WAREHOUSE_SCHEMA", bad)
     with pytest.raises(ValidationError, match="MSP_WAREHOUSE_SCHEMA"):
         Settings()

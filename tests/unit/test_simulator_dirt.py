@@ -96,9 +96,7 @@ def test_exact_duplicates_are_identical_lines_and_recorded_where_they_are() -> N
 )
 def test_invalid_rows_get_a_fresh_key_and_a_reason(kind: str, reason_prefix: str) -> None:
     clean = events(10)
-    out = inject(
-        clean, SPECS["events"], ctx("events"), NONE.with_overrides({kind: 0.5}), np.random.default_rng(7)
-    )
+    out = inject(clean, SPECS["events"], ctx("events"), NONE.with_overrides({kind: 0.5}), np.random.default_rng(7))
     data = render(out, SPECS["events"], np.random.default_rng(7), None)
     lines = data.decode().splitlines()
     assert out.records, "the rate should have produced defects"
