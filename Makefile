@@ -56,7 +56,7 @@ demo: venv java  ## run the whole pipeline end to end on embedded defaults
 test: venv java postgres  ## run the whole test suite (unit, integration, end to end)
 	@$(BIN)/python -m pytest
 
-test-unit: venv  ## only the fast unit tests
+test-unit: venv java  ## only the fast unit tests
 	@$(BIN)/python -m pytest tests/unit
 
 bench: venv java  ## run the benchmarks; writes docs/BENCHMARKS.md and var/bench/results.json

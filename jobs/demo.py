@@ -1,7 +1,8 @@
 """``msp demo``: the whole pipeline end to end on embedded defaults, stage by stage.
 
 Each stage logs when it starts and what it produced; the summary at the end says where to look.
-Later stages (ingest, train, score, evaluate) join this list as they land.
+Stages now: simulate, marketing_ingest through Airflow. Training, scoring and evaluation join
+the list as they land.
 """
 
 from __future__ import annotations

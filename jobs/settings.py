@@ -103,7 +103,7 @@ class Settings(BaseSettings):
             if name == "warehouse_url":
                 value = mask_url(self.resolved_warehouse_url)
             elif isinstance(value, SecretStr):
-                value = mask_url(value.get_secret_value()) if name.endswith("_url") else MASK
+                value = MASK  # a webhook's path is often its token: show nothing of it
             elif isinstance(value, Path):
                 value = str(self.path(value))
             elif name == "mlflow_tracking_uri":

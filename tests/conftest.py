@@ -19,6 +19,14 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by tier from their folder, so `pytest -m "not e2e"` and friends work."""
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in {"integration", "e2e"}:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
 @pytest.fixture
 def msp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Settings rooted in a fresh temporary folder (MSP_HOME), cache cleared before and after."""

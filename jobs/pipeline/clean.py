@@ -64,6 +64,28 @@ def _typed(df: DataFrame, c: Column) -> SparkColumn:
     return value if c.type == "string" else value.try_cast(c.type)
 
 
+def _prepare(df: DataFrame, source: Source) -> DataFrame:
+    """Compute every column's normalised (``__n_``) and typed (``__t_``) value once, for all rules."""
+    from pyspark.sql import functions as F
+
+    extra = []
+    for c in source.columns:
+        extra += [_normalised(df, c).alias(f"__n_{c.name}"), _typed(df, c).alias(f"__t_{c.name}")]
+    return df.select("*", *extra).withColumn("_row_id", F.monotonically_increasing_id())
+
+
+def _n(c: Column) -> SparkColumn:
+    from pyspark.sql import functions as F
+
+    return F.col(f"__n_{c.name}")
+
+
+def _t(c: Column) -> SparkColumn:
+    from pyspark.sql import functions as F
+
+    return F.col(f"__t_{c.name}")
+
+
 def _single_row_rules(df: DataFrame, source: Source) -> list[tuple[SparkColumn, str]]:
     """(condition, reason) pairs checkable on a row alone, in the order they are reported.
 
@@ -76,17 +98,17 @@ def _single_row_rules(df: DataFrame, source: Source) -> list[tuple[SparkColumn, 
     rules: list[tuple[SparkColumn, str]] = []
     for c in source.columns:
         if c.required or c.name in source.key:
-            rules.append((_normalised(df, c).isNull(), f"null_required:{c.name}"))
+            rules.append((_n(c).isNull(), f"null_required:{c.name}"))
     for c in source.columns:
         if c.type != "string":
-            rules.append((_normalised(df, c).isNotNull() & _typed(df, c).isNull(), f"wrong_type:{c.name}"))
+            rules.append((_n(c).isNotNull() & _t(c).isNull(), f"wrong_type:{c.name}"))
     for name, cols in source.nested.items():
         for c in cols:
             if c.type != "string":
                 bad = F.exists(F.col(name), _item_wrong_type(c))
                 rules.append((bad, f"wrong_type:{name}.{c.name}"))
     for c in source.columns:
-        typed = _typed(df, c)
+        typed = _t(c)
         if c.enum:
             rules.append((typed.isNotNull() & ~typed.isin(list(c.enum)), f"invalid_value:{c.name}"))
         if c.min is not None:
@@ -102,7 +124,7 @@ def _single_row_rules(df: DataFrame, source: Source) -> list[tuple[SparkColumn, 
                 rules.append((bad, f"out_of_range:{name}.{c.name}"))
     for c in source.columns:
         if c.future_check:
-            typed = _typed(df, c)
+            typed = _t(c)
             bound = limit if c.type == "date" else limit.cast("timestamp")
             rules.append((typed >= bound, f"future_timestamp:{c.name}"))
     return rules
@@ -149,7 +171,7 @@ def _fk_reasons(df: DataFrame, source: Source, dims: dict[str, DataFrame]) -> Da
         if c.fk and c.fk in dims:
             keys = dims[c.fk].select(F.col("key").alias(f"_fk_{c.name}"), F.col("first_ds").alias(f"_fkd_{c.name}"))
             cond = (F.col(c.name) == F.col(f"_fk_{c.name}")) & (F.col(f"_fkd_{c.name}") <= F.col("ds"))
-            out = out.join(keys, cond, "left")
+            out = out.join(F.broadcast(keys), cond, "left")
             checks.append((F.col(c.name).isNotNull() & F.col(f"_fk_{c.name}").isNull(), f"unknown_fk:{c.name}"))
     for name, cols in source.nested.items():
         for c in cols:
@@ -157,7 +179,7 @@ def _fk_reasons(df: DataFrame, source: Source, dims: dict[str, DataFrame]) -> Da
                 items = out.select("_row_id", "ds", F.explode(F.col(name)).alias("_item")).select(
                     "_row_id", "ds", F.trim(F.col(f"_item.{c.name}")).alias("key")
                 )
-                known = items.join(dims[c.fk], "key", "left").select(
+                known = items.join(F.broadcast(dims[c.fk]), "key", "left").select(
                     "_row_id",
                     (F.col("first_ds").isNull() | (F.col("first_ds") > F.col("ds"))).alias("_unknown"),
                 )
@@ -190,26 +212,29 @@ def clean_frame(
     source: Source,
     dims: dict[str, DataFrame],
     salt: str,
+    persist: Callable[[DataFrame], DataFrame] | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """Pure transform: bronze rows -> (silver rows, quarantined rows with a reason).
 
     Order of checks: malformed record; then the first failing single-row rule (required value,
     type, allowed values and ranges, future timestamp); then foreign keys against ``dims``; then
     duplicates by key, keeping the latest version (ties: the smallest raw-row hash).
+    ``persist`` (given by :func:`clean`) keeps the checked rows, which silver and quarantine
+    both derive from, so the expensive part runs once.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    df = bronze.withColumn("_row_id", F.monotonically_increasing_id())
+    df = _prepare(bronze, source)
     rules = [(F.col(CORRUPT).isNotNull(), "malformed_record"), *_single_row_rules(df, source)]
     df = df.withColumn("_reason", _first_reason(rules))
     df = _fk_reasons(df, source, dims)
     df = df.withColumn("_reason", F.coalesce("_reason", "_fk_reason")).drop("_fk_reason")
 
-    key_cols = [F.coalesce(_typed(df, source.column(k)), F.lit("")) for k in source.key]
+    key_cols = [F.coalesce(_t(source.column(k)), F.lit("")) for k in source.key]
     keyed = df.withColumn("_key", F.concat_ws("|", *key_cols))
     order = [F.col("_version").desc_nulls_last(), F.col("_row_hash")]
-    version = _typed(keyed, source.column(source.version)) if source.version else F.lit(None)
+    version = _t(source.column(source.version)) if source.version else F.lit(None)
     window = Window.partitionBy("_reason", "ds", "_key").orderBy(*order)
     ranked = keyed.withColumn("_version", version).withColumn(
         "_rank", F.when(F.col("_reason").isNull(), F.row_number().over(window))
@@ -217,6 +242,8 @@ def clean_frame(
     ranked = ranked.withColumn(
         "_reason", F.when(F.col("_rank") > 1, F.lit("duplicate_key")).otherwise(F.col("_reason"))
     )
+    if persist is not None:
+        ranked = persist(ranked)
 
     quarantine = ranked.where(F.col("_reason").isNotNull()).select(
         F.lit(source.name).alias("table"),
@@ -240,7 +267,7 @@ def _shape_silver(valid: DataFrame, source: Source, salt: str) -> DataFrame:
     cols: list[SparkColumn] = []
     missing = []
     for c in source.columns:
-        typed = _typed(valid, c)
+        typed = _t(c)
         if c.impute is not None:
             missing.append(F.when(F.col(c.name).isNull() | (F.trim(F.col(c.name).cast("string")) == ""), F.lit(c.name)))
             if c.impute != "category_median":
@@ -338,16 +365,25 @@ def clean(
         write_partitions(spark, empty, silver_root, dates)
         write_partitions(spark, empty, quarantine_root, dates)
         return CleanResult(table, dates, 0, {}, {}, time.perf_counter() - t0)
-    silver, quarantine = clean_frame(bronze, source, load_dims(spark, settings, source, dates[-1]), pii_salt(settings))
-    silver = silver.cache()
-    quarantine = quarantine.cache()
+    from pyspark import StorageLevel
+
+    kept: list[DataFrame] = []
+
+    def persist(frame: DataFrame) -> DataFrame:
+        kept.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
+        return kept[-1]
+
+    dims = load_dims(spark, settings, source, dates[-1])
+    silver, quarantine = clean_frame(bronze, source, dims, pii_salt(settings), persist)
+    silver = silver.cache()  # read by the gate, the write and the counts
     validation = validate(silver, table, dates) if validate else {}
     silver_rows = write_partitions(spark, silver, silver_root, dates)
     write_partitions(spark, quarantine, quarantine_root, dates)
     reasons = {r["reason"]: r["n"] for r in quarantine.groupBy("reason").agg(F.count("*").alias("n")).collect()}
     bronze_rows = bronze.count()
     silver.unpersist()
-    quarantine.unpersist()
+    for frame in kept:
+        frame.unpersist()
     result = CleanResult(
         table,
         dates,

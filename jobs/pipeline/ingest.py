@@ -44,15 +44,27 @@ class IngestResult:
         return sum(self.rows_by_ds.values())
 
 
+HTTP_PAGE = "http-page-"  # pages pulled from the REST source are JSON lines, whatever the table's format
+
+
+def file_format(source: Source, path: Path) -> str:
+    return "jsonl" if path.name.startswith(HTTP_PAGE) else source.fmt
+
+
 def landing_files(settings: Settings, source: Source, ds: str) -> list[Path]:
-    """The partition's data files in name order (hidden and state files are not data)."""
+    """The partition's data files in name order (hidden and state files are not data).
+
+    Files in the table's own format, plus the REST source's ``http-page-*.jsonl`` pages.
+    """
     folder = partition_path(settings, "landing", source.name, ds)
     if not folder.is_dir():
         return []
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix in EXTENSIONS[source.fmt] and not p.name.startswith((".", "_"))
+        if p.is_file()
+        and not p.name.startswith((".", "_"))
+        and (p.suffix in EXTENSIONS[source.fmt] or (p.name.startswith(HTTP_PAGE) and p.suffix == ".jsonl"))
     )
 
 
@@ -73,11 +85,12 @@ def check_drift(source: Source, path: Path) -> list[str]:
     Extra columns are dropped with a warning, missing optional columns become nulls with a
     warning, a missing required column (a renamed one looks like this) fails the ingest.
     """
-    if source.fmt == "csv":
+    fmt = file_format(source, path)
+    if fmt == "csv":
         with open(path, encoding="utf-8", errors="replace") as fh:
             header = fh.readline().rstrip("\r\n").lstrip("\ufeff")
         found = [h.strip() for h in header.split(",")] if header else []
-    elif source.fmt == "jsonl":
+    elif fmt == "jsonl":
         found = _json_keys(path)
         if found is None:
             return []
@@ -103,7 +116,7 @@ def check_drift(source: Source, path: Path) -> list[str]:
         warnings.append(f"{path.name}: extra column(s) {extra} dropped")
     if missing:
         warnings.append(f"{path.name}: optional column(s) {missing} missing, read as null")
-    if source.fmt == "csv" and found != expected and not missing and not extra:
+    if fmt == "csv" and found != expected and not missing and not extra:
         warnings.append(f"{path.name}: columns in another order, mapped by name")
     return warnings
 
@@ -122,12 +135,39 @@ def _json_keys(path: Path) -> list[str] | None:
 
 
 def extract(spark: SparkSession, source: Source, files: list[Path]) -> DataFrame:
-    """Read the files of one partition with the contract's schema (text as strings)."""
+    """Read the files with the contract's schema (text as strings); REST pages are read as JSON lines."""
+    pages = [p for p in files if file_format(source, p) == "jsonl" and source.fmt != "jsonl"]
+    own = [p for p in files if p not in pages]
+    frames = []
+    if own:
+        frames.append(_extract_format(spark, source, source.fmt, own))
+    if pages:
+        frames.append(_extract_pages(spark, source, pages))
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame)
+    return out
+
+
+def _extract_pages(spark: SparkSession, source: Source, pages: list[Path]) -> DataFrame:
+    """REST pages of a table whose files are CSV or Parquet: JSON lines read with all-string columns."""
+    from pyspark.sql import functions as F
+
+    df = spark.read.json(
+        [str(p) for p in pages], schema=raw_schema(source), mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT
+    )
+    if source.fmt == "parquet":  # typed like the Parquet files they are unioned with
+        df = df.select(*[F.col(c.name).try_cast(c.type).alias(c.name) for c in source.columns], CORRUPT)
+    return df.select("*", F.col("_metadata.file_path").alias("_source_file"))
+
+
+def _extract_format(spark: SparkSession, source: Source, fmt: str, files: list[Path]) -> DataFrame:
+    """Read files of one format with the contract's schema."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     paths = [str(p) for p in files]
-    if source.fmt == "csv":
+    if fmt == "csv":
         frames = []
         for path in files:  # a file whose header differs from the contract is mapped by name
             header = path.open(encoding="utf-8", errors="replace").readline().rstrip("\r\n").lstrip("\ufeff")
@@ -152,7 +192,7 @@ def extract(spark: SparkSession, source: Source, files: list[Path]) -> DataFrame
                 out = f if out is None else out.unionByName(f)
         assert out is not None
         return out
-    if source.fmt == "jsonl":
+    if fmt == "jsonl":
         df = spark.read.json(
             paths,
             schema=raw_schema(source),
@@ -185,15 +225,14 @@ def _read_csv(spark: SparkSession, paths: list[str], schema: StructType) -> Data
 
 def with_load_metadata(df: DataFrame, ingested_at: datetime) -> DataFrame:
     """Pure transform: add ``ds`` (from the file's partition folder), ``_ingested_at`` and
-    ``_row_hash`` (SHA-256 of the raw record)."""
+    ``_row_hash`` (64-bit xxHash of the raw record, hex: lineage and a deterministic tie-break)."""
     from pyspark.sql import functions as F
 
     data_cols = [c for c in df.columns if c not in {"_source_file"}]
-    raw = F.to_json(F.struct(*[F.col(c) for c in data_cols]))
     return (
         df.withColumn("ds", F.regexp_extract("_source_file", r"/ds=(\d{4}-\d{2}-\d{2})/", 1))
         .withColumn("_ingested_at", F.lit(ingested_at).cast("timestamp"))
-        .withColumn("_row_hash", F.sha2(raw, 256))
+        .withColumn("_row_hash", F.lpad(F.hex(F.xxhash64(*[F.col(c) for c in data_cols])), 16, "0"))
     )
 
 
@@ -221,8 +260,10 @@ def ingest(spark: SparkSession, settings: Settings, table: str, ds: str, since: 
     root = layer_path(settings, "bronze", table)
     try:
         if files:
+            from pyspark import StorageLevel
+
             bronze = with_load_metadata(extract(spark, source, files), datetime.now(UTC).replace(tzinfo=None))
-            bronze = bronze.cache()
+            bronze = bronze.persist(StorageLevel.MEMORY_AND_DISK)  # parsed once: counted, written, checked
             counts = write_partitions(spark, bronze, root, dates)
             malformed = bronze.where(F.col(CORRUPT).isNotNull()).count()
             bronze.unpersist()

@@ -74,15 +74,7 @@ def write_partitions(spark: SparkSession, frame: DataFrame, root: Path, dates: l
     if unexpected := sorted(set(counts) - set(dates)):
         raise PipelineError(f"{root}: rows for dates {unexpected[:3]} outside the run's range")
     if counts:
-        files = max(1, min(8, sum(counts.values()) // 2_000_000 + 1))
-        (
-            frame.repartition(files, "ds")
-            .sortWithinPartitions("ds")
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy("ds")
-            .parquet(str(root))
-        )
+        (frame.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy("ds").parquet(str(root)))
     for ds in dates:
         if ds not in counts:
             delete_partition(spark, root, ds)

@@ -18,7 +18,8 @@ COPY (
   WITH raw AS (
     SELECT *, regexp_extract(filename, 'ds=([0-9-]{{10}})', 1) AS ds,
            sha256(concat_ws('|', event_id, customer_id, ts, event_type, product_id, session_id)) AS _row_hash
-    FROM read_csv({files}, header = true, all_varchar = true, null_padding = false, ignore_errors = false,
+    FROM read_csv({files}, header = true, all_varchar = true, null_padding = false, ignore_errors = true,
+                  store_rejects = true,
                   strict_mode = false, columns = {{'event_id': 'VARCHAR', 'customer_id': 'VARCHAR', 'ts': 'VARCHAR',
                   'event_type': 'VARCHAR', 'product_id': 'VARCHAR', 'session_id': 'VARCHAR'}}, filename = true)
   ),

@@ -134,3 +134,36 @@ def test_the_gate_blocks_silver_on_a_critical_failure_and_records_it(spark, sett
     with pytest.raises(QualityError):
         clean(spark, settings, "customers", DS, validate=failing_gate)
     assert sorted(r["customer_id"] for r in silver_rows(spark, settings, "customers")) == before
+
+
+def test_rest_pages_are_ingested_next_to_csv_exports(spark, settings: Settings) -> None:
+    write(
+        settings,
+        "events",
+        "part-00000.csv",
+        "event_id,customer_id,ts,event_type,product_id,session_id\nE1,C1,2026-09-08T10:00:00Z,search,,S1\n",
+    )
+    write(
+        settings,
+        "events",
+        "http-page-00001.jsonl",
+        json.dumps(
+            {
+                "event_id": "E2",
+                "customer_id": "C2",
+                "ts": "2026-09-08T11:00:00Z",
+                "event_type": "view",
+                "product_id": None,
+                "session_id": "S2",
+            }
+        )
+        + '\n{"event_id": "E3", "cust\n',
+    )
+    write(settings, "events", "_http_state.json", '{"complete": true}')
+    ingest(spark, settings, "customers", DS)
+    clean(spark, settings, "customers", DS)
+    result = ingest(spark, settings, "events", DS)
+    assert sorted(Path(f).name for f in result.files) == ["http-page-00001.jsonl", "part-00000.csv"]
+    cleaned = clean(spark, settings, "events", DS)
+    assert sorted(r["event_id"] for r in silver_rows(spark, settings, "events")) == ["E1", "E2"]
+    assert cleaned.quarantined == {"malformed_record": 1}
