@@ -32,7 +32,7 @@ def default_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.ansi.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.memory": "2g",
+        "spark.driver.memory": os.environ.get("MSP_SPARK_DRIVER_MEMORY", "4g"),
         "spark.sql.warehouse.dir": str(settings.path(settings.data_root) / "_spark_warehouse"),
     }
     if local:

@@ -242,8 +242,9 @@ def clean_frame(
     ranked = ranked.withColumn(
         "_reason", F.when(F.col("_rank") > 1, F.lit("duplicate_key")).otherwise(F.col("_reason"))
     )
-    if persist is not None:
-        ranked = persist(ranked)
+    if persist is not None:  # keep only what silver and quarantine read
+        needed = [c for c in ranked.columns if not c.startswith(("__n_", "_rank", "_version", "_row_id"))]
+        ranked = persist(ranked.select(*needed))
 
     quarantine = ranked.where(F.col("_reason").isNotNull()).select(
         F.lit(source.name).alias("table"),
@@ -375,13 +376,11 @@ def clean(
 
     dims = load_dims(spark, settings, source, dates[-1])
     silver, quarantine = clean_frame(bronze, source, dims, pii_salt(settings), persist)
-    silver = silver.cache()  # read by the gate, the write and the counts
     validation = validate(silver, table, dates) if validate else {}
     silver_rows = write_partitions(spark, silver, silver_root, dates)
     write_partitions(spark, quarantine, quarantine_root, dates)
     reasons = {r["reason"]: r["n"] for r in quarantine.groupBy("reason").agg(F.count("*").alias("n")).collect()}
     bronze_rows = bronze.count()
-    silver.unpersist()
     for frame in kept:
         frame.unpersist()
     result = CleanResult(
