@@ -154,47 +154,39 @@ def _dates(ds: str, since: str | None) -> tuple[str, str | None]:
 TABLE_HELP = "Source table: customers, products, events, orders or campaign_log."
 
 
-@app.command("ingest")
-def ingest_command(
-    table: Annotated[str, typer.Argument(help=TABLE_HELP)],
-    ds: Annotated[str, typer.Option(help="Partition date (YYYY-MM-DD).")],
-    since: Annotated[str | None, typer.Option(help="First date of a range (default: ds).")] = None,
-) -> None:
-    """landing -> bronze for one table (Spark)."""
+TableArg = Annotated[str, typer.Argument(help=TABLE_HELP)]
+DsOpt = Annotated[str, typer.Option(help="Partition date (YYYY-MM-DD).")]
+SinceOpt = Annotated[str | None, typer.Option(help="First date of a range (default: ds).")]
+
+
+def _run_step(step: str, table: str, ds: str, since: str | None) -> None:
+    """Run one pipeline step; a data error prints its message and exits 2."""
     from jobs.contracts import SOURCES
     from jobs.pipeline.lake import PipelineError
-    from jobs.pipeline.run import ingest_step
-
-    if table not in SOURCES:
-        raise typer.BadParameter(f"unknown table {table!r}; one of {sorted(SOURCES)}")
-    ds, since = _dates(ds, since)
-    try:
-        typer.echo(json.dumps(ingest_step(get_settings(), table, ds, since), indent=2))
-    except PipelineError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-@app.command("clean")
-def clean_command(
-    table: Annotated[str, typer.Argument(help=TABLE_HELP)],
-    ds: Annotated[str, typer.Option(help="Partition date (YYYY-MM-DD).")],
-    since: Annotated[str | None, typer.Option(help="First date of a range (default: ds).")] = None,
-) -> None:
-    """bronze -> silver + quarantine for one table, gated by its Great Expectations suite."""
-    from jobs.contracts import SOURCES
-    from jobs.pipeline.lake import PipelineError
-    from jobs.pipeline.run import clean_step
+    from jobs.pipeline.run import clean_step, ingest_step
     from jobs.quality.validate import QualityError
 
     if table not in SOURCES:
         raise typer.BadParameter(f"unknown table {table!r}; one of {sorted(SOURCES)}")
     ds, since = _dates(ds, since)
+    fn = ingest_step if step == "ingest" else clean_step
     try:
-        typer.echo(json.dumps(clean_step(get_settings(), table, ds, since), indent=2, default=str))
+        typer.echo(json.dumps(fn(get_settings(), table, ds, since), indent=2, default=str))
     except (PipelineError, QualityError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+@app.command("ingest")
+def ingest_command(table: TableArg, ds: DsOpt, since: SinceOpt = None) -> None:
+    """landing -> bronze for one table (Spark)."""
+    _run_step("ingest", table, ds, since)
+
+
+@app.command("clean")
+def clean_command(table: TableArg, ds: DsOpt, since: SinceOpt = None) -> None:
+    """bronze -> silver + quarantine for one table, gated by its Great Expectations suite."""
+    _run_step("clean", table, ds, since)
 
 
 @warehouse_app.command("init")

@@ -38,6 +38,7 @@ class IngestResult:
     malformed: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per action
 
     @property
     def rows(self) -> int:
@@ -245,6 +246,7 @@ def ingest(spark: SparkSession, settings: Settings, table: str, ds: str, since: 
     source = SOURCES[table]
     files = [f for d in dates for f in landing_files(settings, source, d)]
     warnings: list[str] = []
+    phases: dict[str, float] = {}
     for path in files:
         warnings.extend(check_drift(source, path))
     for w in warnings:
@@ -264,7 +266,12 @@ def ingest(spark: SparkSession, settings: Settings, table: str, ds: str, since: 
 
             bronze = with_load_metadata(extract(spark, source, files), datetime.now(UTC).replace(tzinfo=None))
             bronze = bronze.persist(StorageLevel.MEMORY_AND_DISK)  # parsed once: counted, written, checked
+            t1 = time.perf_counter()
+            bronze.count()
+            phases["parse files, hash rows (persisted)"] = round(time.perf_counter() - t1, 2)
+            t1 = time.perf_counter()
             counts = write_partitions(spark, bronze, root, dates)
+            phases["write bronze Parquet"] = round(time.perf_counter() - t1, 2)
             malformed = bronze.where(F.col(CORRUPT).isNotNull()).count()
             bronze.unpersist()
         else:
@@ -276,7 +283,9 @@ def ingest(spark: SparkSession, settings: Settings, table: str, ds: str, since: 
         raise PipelineError(
             f"{table}: cannot read {_culprit(spark, source, files) or files}: {str(exc).splitlines()[0][:300]}"
         ) from exc
-    result = IngestResult(table, dates, [str(p) for p in files], counts, malformed, time.perf_counter() - t0, warnings)
+    result = IngestResult(
+        table, dates, [str(p) for p in files], counts, malformed, time.perf_counter() - t0, warnings, phases
+    )
     log.info(
         "ingest %s %s..%s: %d files, %d rows (%d malformed) in %.1f s",
         table,

@@ -97,7 +97,7 @@ def bench_ingest(work: Path, customers: int, days: int) -> dict[str, Any]:
 
     log.info("ingest: Spark ingest+clean of %d event rows", rows)
     t0 = time.perf_counter()
-    ingest(spark, settings, "events", end, start)
+    ingested = ingest(spark, settings, "events", end, start)
     t_ingest = time.perf_counter() - t0
     result = clean(spark, settings, "events", end, start)
     t_spark = time.perf_counter() - t0
@@ -124,6 +124,10 @@ def bench_ingest(work: Path, customers: int, days: int) -> dict[str, Any]:
         "spark_clean_seconds": round(t_spark - t_ingest, 2),
         "spark_rows_per_s": round(rows / t_spark),
         "spark_silver_rows": result.silver_total,
+        "spark_profile": {
+            **{f"ingest: {k}": v for k, v in ingested.phases.items()},
+            **{f"clean: {k}": v for k, v in result.phases.items()},
+        },
         "duckdb_seconds": round(t_duck, 2),
         "duckdb_rows_per_s": round(rows / t_duck),
         "duckdb_silver_rows": duck_silver,

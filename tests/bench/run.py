@@ -173,6 +173,13 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"| {ing['spark_seconds']} | {ing['spark_rows_per_s']:,} | {ing['spark_silver_rows']:,} |",
             f"| DuckDB | {ing['duckdb_seconds']} | {ing['duckdb_rows_per_s']:,} | {ing['duckdb_silver_rows']:,} |",
             "",
+            "Where Spark's time goes (seconds per action; each action forces the work before it):",
+            "",
+            *[f"- {phase}: {sec} s" for phase, sec in ing.get("spark_profile", {}).items()],
+            "",
+            "DuckDB writes no bronze copy; the Spark pipeline writes bronze (raw, with load metadata) and",
+            "reads it back, persists the checked rows, and writes silver and quarantine as separate jobs.",
+            "",
             f"Simulator's clean count: {ing['clean_rows_expected']:,}. Ratio Spark / DuckDB: "
             f"**{ing['ratio_spark_to_duckdb']}x** (goal of issue 3: at most {ing['goal_ratio_max']}x): **{verdict}**.",
             "",

@@ -98,3 +98,21 @@ def test_simulate_rejects_bad_options(msp_home: Path) -> None:
     assert result.exit_code == 2 and "unknown dirt kind" in result.output
     result = CliRunner().invoke(app, ["simulate", "--dirt", "malformed"])
     assert result.exit_code == 2 and "KIND=RATE" in result.output
+
+
+def test_pipeline_steps_run_from_the_command_line(msp_home: Path) -> None:
+    exe = str(Path(sys.executable).with_name("msp"))
+    env = {"MSP_HOME": str(msp_home), "PATH": "/usr/bin:/bin", "MSP_PII_SALT": "pepper"}
+    run = lambda *a: subprocess.run([exe, *a], capture_output=True, text=True, env=env, check=False)  # noqa: E731
+    assert run("simulate", "--customers", "200", "--products", "20", "--days", "3").returncode == 0
+    out = run("ingest", "customers", "--ds", "2026-09-03", "--since", "2026-09-01")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["files"] == 3
+    out = run("clean", "customers", "--ds", "2026-09-03", "--since", "2026-09-01")
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads((msp_home / "var/truth/manifest.json").read_text())
+    assert json.loads(out.stdout)["silver"] == manifest["clean_rows"]["customers"]
+    bad = run("clean", "nope", "--ds", "2026-09-03")
+    assert bad.returncode == 2 and "unknown table 'nope'" in bad.stderr
+    bad = run("ingest", "events", "--ds", "2026-09-03", "--since", "2026-09-09")
+    assert bad.returncode == 2 and "is after ds" in bad.stderr
