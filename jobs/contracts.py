@@ -136,7 +136,7 @@ SOURCES: dict[str, Source] = {
             Column("ts", "timestamp", required=True, future_check=True),
             Column("strategy", "string", required=True, lower=True, enum=KNOWN_STRATEGIES),
             Column("propensity", "double", required=True, min=1e-9, max=1.0),
-            Column("is_holdout", "boolean", impute="strategy = 'no_action'"),
+            Column("is_holdout", "boolean", impute="lower(trim(strategy)) = 'no_action'"),
             Column("visited", "boolean"),
             Column("converted", "boolean"),
             Column("revenue", "double", min=0.0, outlier=True),

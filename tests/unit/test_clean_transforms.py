@@ -237,7 +237,7 @@ def test_campaign_log_keeps_the_outcome_version_and_checks_propensity(spark) -> 
             "CMP-1",
             "C4",
             "2026-09-01 09:00:00",
-            "no_action",
+            " No_Action",  # normalised before the holdout flag is imputed
             0.4,
             None,
             False,
