@@ -15,6 +15,9 @@ GX Data Docs and to `marketing.data_quality`.
 Facts (events, orders, campaign_log) are cleaned after the dimensions (customers, products)
 so that their foreign keys are checked against silver as of the same date.
 
+**REST API**: tables listed in `MSP_HTTP_TABLES` are first pulled from `MSP_HTTP_BASE_URL`
+(`pull_rest_sources`, resumable by checkpoint); their pages are ingested with the file exports.
+
 **Params**: `ds` (partition date; default: the run's logical date, or today for runs that have
 none) and `since` (first date of a range to (re)load in one run, e.g. a first load of history;
 default: `ds`). A rerun of a date replaces exactly that date in every layer.
@@ -91,6 +94,13 @@ def marketing_ingest() -> None:
         return clean
 
     @task
+    def pull_rest_sources(dates: dict[str, str]) -> dict:
+        """Pull the tables listed in MSP_HTTP_TABLES from the shop's REST API (no-op when none)."""
+        from jobs.pipeline.tasks import pull_sources
+
+        return pull_sources(dates)
+
+    @task
     def summary(dates: dict[str, str]) -> dict:
         """Row counts per layer and quarantine reasons of the run's dates (also in the task log)."""
         from jobs.pipeline.tasks import summarise
@@ -98,11 +108,12 @@ def marketing_ingest() -> None:
         return summarise(dates)
 
     dates = resolve_dates()
+    pulled = pull_rest_sources(dates)
     cleaned = {}
     for table in TABLES:
         ingested = ingest_task(table)(dates)
         cleaned[table] = clean_task(table)(dates)
-        ingested >> cleaned[table]
+        pulled >> ingested >> cleaned[table]
     for fact in TABLES:
         if fact not in DIMENSIONS:
             [cleaned[d] for d in DIMENSIONS] >> cleaned[fact]

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # REST source (jobs/sources/http.py): the shop's API that landing data can be pulled from
     http_base_url: str | None = Field(None, description="Base URL of the shop's REST API.")
     http_token: SecretStr | None = Field(None, description="Bearer token for the REST API (or an Airflow conn).")
+    http_tables: list[str] = Field(
+        default_factory=list, description='Tables marketing_ingest pulls from the API first, e.g. ["orders"].'
+    )
     http_conn_id: str = Field("msp_shop_api", description="Airflow connection with the API's auth, if defined.")
     http_page_size: int = Field(1000, ge=1, le=100_000, description="Records asked for per page.")
     http_rate_limit_per_s: float = Field(10.0, gt=0, description="At most this many requests per second.")

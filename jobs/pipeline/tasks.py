@@ -22,6 +22,30 @@ def partition_date(context: dict[str, Any]) -> str:
     return today
 
 
+def pull_sources(dates: dict[str, str]) -> dict[str, Any]:
+    """Pull the tables listed in ``MSP_HTTP_TABLES`` from the REST API for every date of the run.
+
+    A no-op when none are configured. Transient API failures raise (Airflow retries the task; the
+    pull resumes from its checkpoint); pages land next to file exports and ingest reads both.
+    """
+    from jobs.pipeline.lake import ds_range
+    from jobs.settings import get_settings
+    from jobs.sources.http import HttpSourceConfig, pull
+
+    settings = get_settings()
+    if not settings.http_tables:
+        log.info("no REST tables configured (MSP_HTTP_TABLES): nothing to pull")
+        return {}
+    config = HttpSourceConfig.from_settings(settings)
+    pulled: dict[str, Any] = {}
+    for table in settings.http_tables:
+        for ds in ds_range(dates["ds"], dates["since"]):
+            result = pull(table, ds, settings.landing, config)
+            pulled.setdefault(table, {})[ds] = {"pages": result.total_pages, "records": result.total_records}
+            log.info("pulled %s ds=%s: %d pages, %d records", table, ds, result.total_pages, result.total_records)
+    return pulled
+
+
 def run_step(step: str, table: str, dates: dict[str, str]) -> dict[str, Any]:
     """Run ``ingest`` or ``clean`` for a table; data errors fail at once (retrying cannot fix data)."""
     from airflow.sdk.exceptions import AirflowFailException

@@ -553,3 +553,20 @@ def test_cli_pull_http(msp_home: Path, monkeypatch: pytest.MonkeyPatch, api: Sho
 
     result = runner.invoke(app, ["pull", "http", "--table", TABLE, "--ds", "2026-13-45", "--url", api.base_url])
     assert result.exit_code == 2 and result.stderr.startswith("error: ")
+
+
+def test_the_dag_task_pulls_the_configured_tables_for_every_run_date(
+    msp_home: Path, monkeypatch: pytest.MonkeyPatch, api: ShopApi, served: Served
+) -> None:
+    from jobs.pipeline.tasks import pull_sources
+    from jobs.settings import get_settings
+
+    assert pull_sources({"ds": served.ds, "since": served.ds}) == {}, "nothing configured, nothing pulled"
+    assert api.log == []
+    monkeypatch.setenv("MSP_HTTP_BASE_URL", api.base_url)
+    monkeypatch.setenv("MSP_HTTP_TABLES", json.dumps([TABLE]))
+    monkeypatch.setenv("MSP_HTTP_PAGE_SIZE", "2")
+    get_settings.cache_clear()
+    result = pull_sources({"ds": served.ds, "since": served.ds})
+    assert result == {TABLE: {served.ds: {"pages": n_pages(served, 2), "records": len(served.records)}}}
+    same_records(pulled(msp_home / "var/lake/landing", served.ds), served.records)
