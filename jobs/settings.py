@@ -16,7 +16,17 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+IDENTIFIER_RULE = "letters, digits and underscores, not starting with a digit, at most 63 characters"
+
+
+def require_identifier(value: str, label: str) -> str:
+    """``value`` if it is a plain SQL-style identifier, else a ValueError naming ``label`` and the rule."""
+    if not IDENTIFIER.match(value):
+        raise ValueError(f"{label}{value!r} is not an identifier ({IDENTIFIER_RULE})")
+    return value
+
+
 MASK = "****"
 
 
@@ -57,12 +67,7 @@ class Settings(BaseSettings):
     @field_validator("warehouse_schema")
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
-            raise ValueError(
-                f"MSP_WAREHOUSE_SCHEMA={value!r} is not a plain SQL identifier "
-                "(letters, digits and underscores, not starting with a digit, at most 63 characters)"
-            )
-        return value
+        return require_identifier(value, "MSP_WAREHOUSE_SCHEMA=")
 
     @field_validator("log_level")
     @classmethod

@@ -47,13 +47,13 @@ from pydantic import (
     model_validator,
 )
 
+from jobs.settings import IDENTIFIER, require_identifier
 from jobs.simulator.tables import CAMPAIGN_LOG_SCHEMA
 
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_ROWS = 5
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _STRATEGY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MAX_KNOWN_SHOWN = 10
@@ -193,12 +193,7 @@ class CampaignMapping(_Spec):
     @field_validator("dataset")
     @classmethod
     def _dataset_is_identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
-            raise ValueError(
-                f"{value!r} is not an identifier (letters, digits and underscores, "
-                "not starting with a digit, at most 63 characters)"
-            )
-        return value
+        return require_identifier(value, "")
 
     @field_validator("campaign_id")
     @classmethod
@@ -334,7 +329,7 @@ def resolve_mapping(value: str | Path) -> Path:
     path = Path(value)
     if path.is_file():
         return path
-    if _IDENTIFIER.match(str(value)):
+    if IDENTIFIER.match(str(value)):
         return shipped_mapping(str(value))
     raise CampaignImportError(f"{value}: no such mapping file")
 
