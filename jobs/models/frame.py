@@ -1,0 +1,142 @@
+"""From gold feature rows to model inputs: one flat frame that training and scoring build alike.
+
+The gold table keeps category affinities as a map (categories come from the data); models need
+fixed columns. :class:`FeatureSpec` records, at training time, which numeric features, categorical
+levels and affinity categories exist, and turns any later frame into the same columns in the same
+order (unknown levels and categories fall away, missing ones become 0). The spec travels with the
+model (as JSON inside the MLflow artifact), so scoring never guesses the layout.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql import DataFrame
+
+#: strategies of the shop, in the column order every model uses (control first)
+STRATEGIES: tuple[str, ...] = ("no_action", "email_recommendations", "coupon_10", "coupon_20", "free_shipping")
+CONTROL = "no_action"
+AFFINITY_COLUMN = "category_affinity"
+SEQUENCE_COLUMN = "seq_tokens"
+
+
+def affinity_name(category: str) -> str:
+    return "aff_" + "".join(ch if ch.isalnum() else "_" for ch in category.lower())
+
+
+@dataclass
+class FeatureSpec:
+    """Column layout of a model's input, learned from the training frame."""
+
+    numeric: list[str]
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+    affinities: list[str] = field(default_factory=list)
+    sequence: str | None = SEQUENCE_COLUMN
+
+    @classmethod
+    def learn(
+        cls, frame: pd.DataFrame, numeric: list[str], categorical: list[str], sequence: str | None = SEQUENCE_COLUMN
+    ) -> FeatureSpec:
+        """Levels and affinity categories as seen in ``frame`` (gold layout, affinity as a map)."""
+        levels = {c: sorted({str(v) for v in frame[c].dropna().unique()}) for c in categorical if c in frame}
+        cats: set[str] = set()
+        if AFFINITY_COLUMN in frame:
+            for value in frame[AFFINITY_COLUMN]:
+                cats.update(_as_dict(value))
+        missing = [c for c in numeric if c not in frame]
+        if missing:
+            raise ValueError(f"training frame lacks numeric feature columns {missing}")
+        return cls(numeric=list(numeric), categorical=levels, affinities=sorted(cats), sequence=sequence)
+
+    # --- the flat input frame (what the MLflow model's signature describes) ---
+    @property
+    def input_columns(self) -> list[str]:
+        cols = list(self.numeric) + [affinity_name(c) for c in self.affinities] + list(self.categorical)
+        return cols + ([self.sequence] if self.sequence else [])
+
+    def flatten(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Gold rows (affinity map) -> the flat model input (affinities as ``aff_<category>`` columns)."""
+        import pandas as pd
+
+        out = pd.DataFrame(index=frame.index)
+        for c in self.numeric:
+            out[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64") if c in frame else 0.0
+        if self.affinities:
+            maps = frame[AFFINITY_COLUMN].map(_as_dict) if AFFINITY_COLUMN in frame else None
+            for cat in self.affinities:
+                name = affinity_name(cat)
+                if name in frame:
+                    out[name] = frame[name].astype("float64")
+                elif maps is not None:
+                    out[name] = maps.map(lambda m, k=cat: float(m.get(k, 0.0))).astype("float64")
+                else:
+                    out[name] = 0.0
+        for c in self.categorical:
+            out[c] = frame[c].astype("string").fillna("unknown").astype(object) if c in frame else "unknown"
+        if self.sequence:
+            out[self.sequence] = frame[self.sequence].fillna("").astype(str) if self.sequence in frame else ""
+        return out
+
+    def spark_flatten(self, frame: DataFrame) -> DataFrame:
+        """The same flattening on a Spark DataFrame (scoring), keeping the other columns."""
+        from pyspark.sql import functions as F
+
+        cols = [F.col(c).cast("double").alias(c) for c in self.numeric]
+        cols += [
+            F.coalesce(F.col(AFFINITY_COLUMN)[cat], F.lit(0.0)).cast("double").alias(affinity_name(cat))
+            for cat in self.affinities
+        ]
+        cols += [F.coalesce(F.col(c).cast("string"), F.lit("unknown")).alias(c) for c in self.categorical]
+        if self.sequence:
+            cols.append(F.coalesce(F.col(self.sequence), F.lit("")).alias(self.sequence))
+        keep = [c for c in frame.columns if c not in set(self.input_columns) and c != AFFINITY_COLUMN]
+        return frame.select(*keep, *cols)
+
+    # --- the numeric matrix (what tree models and the tabular tower consume) ---
+    @property
+    def matrix_columns(self) -> list[str]:
+        cols = list(self.numeric) + [affinity_name(c) for c in self.affinities]
+        for c, levels in self.categorical.items():
+            cols += [f"{c}={v}" for v in levels]
+        return cols
+
+    def matrix(self, flat: pd.DataFrame) -> np.ndarray:
+        """Flat input -> float32 matrix (NaN kept: XGBoost learns a default direction; Keras imputes)."""
+        import numpy as np
+
+        n = len(flat)
+        parts = [flat[c].to_numpy(dtype="float64", na_value=np.nan) if c in flat else np.zeros(n) for c in self.numeric]
+        parts += [
+            flat[affinity_name(c)].to_numpy(dtype="float64") if affinity_name(c) in flat else np.zeros(n)
+            for c in self.affinities
+        ]
+        for c, levels in self.categorical.items():
+            values = flat[c].astype(str).to_numpy() if c in flat else np.full(n, "unknown")
+            parts += [(values == v).astype("float64") for v in levels]
+        if not parts:
+            return np.zeros((n, 0), dtype="float32")
+        return np.column_stack(parts).astype("float32")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSpec:
+        return cls(**json.loads(text))
+
+
+def _as_dict(value: Any) -> dict[str, float]:
+    """An affinity map as read by pandas from Parquet (dict, list of pairs, or null)."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items() if v is not None}
+    try:
+        return {str(k): float(v) for k, v in value if v is not None}
+    except (TypeError, ValueError):
+        return {}

@@ -1,0 +1,309 @@
+"""Multi-treatment T-learner on XGBoost with a shared base: one response model per strategy, IPW-weighted.
+
+Why a T-learner (docs/MODELS.md has the longer argument): the effects differ in sign between
+segments (an S-learner's shared trees tend to shrink such interactions to zero), and the policy
+needs each strategy's *level* of response (conversion probability and revenue), not only a
+contrast with control, to price coupons against their discount. A plain T-learner's uplift is the
+difference of two independently noisy models; with a few thousand rows per strategy and rare
+conversions that noise swamps the signal. So (``shared_base=True``) a base booster is first fit on
+all strategies' rows, and each strategy's booster starts from the base's margin (XGBoost
+``base_margin``) and learns only its own correction, with early stopping deciding how much of one
+the data supports. Campaign logs are not uniformly randomised (control-heavy and channel-targeted
+designs), so every row is weighted by 1 / propensity of its logged strategy: each arm then stands
+for the whole population rather than for the customers that design favoured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sklearn.base import BaseEstimator
+
+from jobs.models.frame import CONTROL, STRATEGIES
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def ipw_weights(propensity: np.ndarray, max_weight: float = 50.0) -> np.ndarray:
+    """1 / propensity, clipped at ``max_weight`` and scaled to mean 1 (stable learning rates)."""
+    import numpy as np
+
+    p = np.asarray(propensity, dtype="float64")
+    if np.any(~np.isfinite(p)) or np.any(p <= 0) or np.any(p > 1):
+        raise ValueError("propensity must lie in (0, 1]")
+    w = np.minimum(1.0 / p, max_weight)
+    return w / w.mean()
+
+
+def stratified_split(labels: np.ndarray, fraction: float, random_state: int) -> np.ndarray:
+    """Boolean validation mask: ``fraction`` of each label's rows (at least one row per non-tiny label)."""
+    import numpy as np
+
+    rng = np.random.default_rng(random_state)
+    mask = np.zeros(len(labels), dtype=bool)
+    for value in np.unique(labels):
+        idx = np.flatnonzero(labels == value)
+        take = min(max(round(len(idx) * fraction), 1), len(idx) - 1) if len(idx) >= 4 else 0
+        mask[rng.choice(idx, size=take, replace=False)] = True
+    return mask
+
+
+class XGBUpliftTLearner(BaseEstimator):
+    """One XGBoost booster per strategy for a binary (conversion) or non-negative (revenue) response.
+
+    ``fit(X, y, treatment, propensity=None)`` trains each strategy's booster on the rows that
+    strategy was logged for, with early stopping on a stratified validation split of those rows.
+    ``predict(X)`` returns an (n, K) array: the predicted response of every row under every
+    strategy (column order ``strategies_``); ``predict_uplift`` subtracts the control column.
+    """
+
+    def __init__(
+        self,
+        strategies: Sequence[str] = STRATEGIES,
+        objective: str = "binary:logistic",
+        n_estimators: int = 600,
+        learning_rate: float = 0.05,
+        max_depth: int = 4,
+        min_child_weight: float = 5.0,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        reg_lambda: float = 1.0,
+        reg_alpha: float = 0.0,
+        early_stopping_rounds: int = 40,
+        validation_fraction: float = 0.2,
+        propensity_weighting: bool = True,
+        max_weight: float = 50.0,
+        shared_base: bool = True,
+        correction_max_depth: int | None = 2,
+        correction_min_child_weight: float | None = 50.0,
+        tree_method: str = "hist",
+        max_bin: int = 256,
+        n_jobs: int = 0,
+        random_state: int = 0,
+    ) -> None:
+        self.strategies = strategies
+        self.objective = objective
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.reg_alpha = reg_alpha
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.propensity_weighting = propensity_weighting
+        self.max_weight = max_weight
+        self.shared_base = shared_base
+        self.correction_max_depth = correction_max_depth
+        self.correction_min_child_weight = correction_min_child_weight
+        self.tree_method = tree_method
+        self.max_bin = max_bin
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def booster_params(self) -> dict[str, Any]:
+        """The parameters handed to ``xgboost.train`` (also what the benchmark's bare baseline uses)."""
+        params: dict[str, Any] = {
+            "objective": self.objective,
+            "eta": self.learning_rate,
+            "max_depth": self.max_depth,
+            "min_child_weight": self.min_child_weight,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "lambda": self.reg_lambda,
+            "alpha": self.reg_alpha,
+            "tree_method": self.tree_method,
+            "max_bin": self.max_bin,
+            "seed": self.random_state,
+            "eval_metric": "logloss" if self.objective.startswith("binary") else "rmse",
+        }
+        if self.n_jobs:
+            params["nthread"] = self.n_jobs
+        if self.objective == "reg:tweedie":
+            params["tweedie_variance_power"] = 1.5
+        return params
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        treatment: Any,
+        propensity: Any = None,
+        sample_weight: Any = None,
+        feature_names: Sequence[str] | None = None,
+    ) -> XGBUpliftTLearner:
+        import numpy as np
+        import xgboost as xgb
+
+        X = np.asarray(X, dtype="float32")
+        y = np.asarray(y, dtype="float64")
+        treatment = np.asarray(treatment).astype(str)
+        if not (len(X) == len(y) == len(treatment)):
+            raise ValueError(f"X, y and treatment differ in length: {len(X)}, {len(y)}, {len(treatment)}")
+        strategies = tuple(self.strategies)
+        if unknown := sorted(set(treatment) - set(strategies)):
+            raise ValueError(f"treatment names strategies the model does not know: {unknown[:5]}")
+        weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype="float64")
+        if self.propensity_weighting and propensity is not None:
+            weights = weights * ipw_weights(np.asarray(propensity), self.max_weight)
+        if self.objective.startswith("binary") and not np.isin(y, (0.0, 1.0)).all():
+            raise ValueError("a binary objective needs y in {0, 1}")
+        if not self.objective.startswith("binary") and (y < 0).any():
+            raise ValueError("the revenue response must be non-negative")
+
+        self.strategies_ = strategies
+        self.feature_names_ = list(feature_names) if feature_names is not None else [f"f{i}" for i in range(X.shape[1])]
+        self.n_features_in_ = X.shape[1]
+        self.boosters_: dict[str, Any] = {}
+        self.best_iteration_: dict[str, int] = {}
+        self.n_rows_: dict[str, int] = {}
+        self.fit_seconds_ = 0.0
+        params = self.booster_params()
+        started = time.perf_counter()
+        margin = None
+        self.base_booster_ = None
+        if self.shared_base:
+            self.base_booster_, self.base_iteration_ = self._train(xgb, params, X, y, weights, None)
+            margin = self._margin(xgb.DMatrix(X, feature_names=self.feature_names_))
+        arm_params = dict(params)
+        if self.shared_base and self.correction_max_depth is not None:
+            arm_params["max_depth"] = self.correction_max_depth
+        if self.shared_base and self.correction_min_child_weight is not None:
+            arm_params["min_child_weight"] = self.correction_min_child_weight
+        for s in strategies:
+            rows = treatment == s
+            if rows.sum() == 0:
+                raise ValueError(f"no training rows for strategy {s!r}")
+            booster, best = self._train(
+                xgb, arm_params, X[rows], y[rows], weights[rows], None if margin is None else margin[rows]
+            )
+            self.boosters_[s] = booster
+            self.best_iteration_[s] = best
+            self.n_rows_[s] = int(rows.sum())
+            log.debug("strategy %s: %d rows, best iteration %d", s, rows.sum(), best)
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _train(self, xgb: Any, params: dict[str, Any], X: Any, y: Any, w: Any, margin: Any) -> tuple[Any, int]:
+        """One booster with early stopping on a stratified validation split of its rows."""
+        import numpy as np
+
+        strat = y > 0 if self.objective.startswith("binary") else np.zeros(len(y), dtype=bool)
+        valid = stratified_split(strat, self.validation_fraction, self.random_state)
+        names = self.feature_names_
+
+        def matrix(mask: Any) -> Any:
+            data = xgb.DMatrix(X[mask], label=y[mask], weight=w[mask], feature_names=names)
+            if margin is not None:
+                data.set_base_margin(margin[mask])
+            return data
+
+        dtrain = matrix(~valid)
+        evals = [(dtrain, "train")]
+        kwargs: dict[str, Any] = {}
+        if valid.any():
+            evals.append((matrix(valid), "valid"))
+            kwargs["early_stopping_rounds"] = self.early_stopping_rounds
+        rounds = self.n_estimators
+        booster = xgb.train(params, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False, **kwargs)
+        return booster, int(getattr(booster, "best_iteration", self.n_estimators - 1))
+
+    def _margin(self, data: Any) -> Any:
+        """The shared base's raw margin (log-odds or log-mean) for every row of ``data``."""
+        return self.base_booster_.predict(data, output_margin=True, iteration_range=(0, self.base_iteration_ + 1))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """(n, K) predicted response of every row under every strategy."""
+        import numpy as np
+        import xgboost as xgb
+
+        self._check_fitted()
+        X = np.asarray(X, dtype="float32")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {self.n_features_in_}")
+        data = xgb.DMatrix(X, feature_names=self.feature_names_)
+        if self.base_booster_ is not None:
+            data.set_base_margin(self._margin(data))
+        out = np.empty((len(X), len(self.strategies_)), dtype="float64")
+        for j, s in enumerate(self.strategies_):
+            out[:, j] = self.boosters_[s].predict(data, iteration_range=(0, self.best_iteration_[s] + 1))
+        return out
+
+    def predict_uplift(self, X: Any, control: str = CONTROL) -> np.ndarray:
+        """(n, K) response under each strategy minus the response under ``control``."""
+        pred = self.predict(X)
+        return pred - pred[:, [self.strategies_.index(control)]]
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Mean total gain per feature over the strategies' boosters, normalised to sum 1."""
+        import numpy as np
+
+        self._check_fitted()
+        total = np.zeros(len(self.feature_names_))
+        index = {name: i for i, name in enumerate(self.feature_names_)}
+        boosters = [*self.boosters_.values(), *([self.base_booster_] if self.base_booster_ is not None else [])]
+        for booster in boosters:
+            for name, gain in booster.get_score(importance_type="total_gain").items():
+                total[index[name]] += gain
+        return total / total.sum() if total.sum() > 0 else total
+
+    def save(self, path: str | Path) -> None:
+        """A folder with one UBJSON booster per strategy and meta.json."""
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        for j, s in enumerate(self.strategies_):
+            self.boosters_[s].save_model(str(folder / f"booster_{j}.ubj"))
+        if self.base_booster_ is not None:
+            self.base_booster_.save_model(str(folder / "booster_base.ubj"))
+        meta = {
+            "base_iteration_": getattr(self, "base_iteration_", None),
+            "params": self.get_params(),
+            "strategies_": list(self.strategies_),
+            "feature_names_": self.feature_names_,
+            "best_iteration_": self.best_iteration_,
+            "n_rows_": self.n_rows_,
+            "fit_seconds_": self.fit_seconds_,
+        }
+        meta["params"]["strategies"] = list(self.strategies_)
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> XGBUpliftTLearner:
+        import xgboost as xgb
+
+        folder = Path(path)
+        meta = json.loads((folder / "meta.json").read_text())
+        model = cls(**meta["params"])
+        model.strategies_ = tuple(meta["strategies_"])
+        model.feature_names_ = meta["feature_names_"]
+        model.n_features_in_ = len(model.feature_names_)
+        model.best_iteration_ = {k: int(v) for k, v in meta["best_iteration_"].items()}
+        model.n_rows_ = meta["n_rows_"]
+        model.fit_seconds_ = meta["fit_seconds_"]
+        model.boosters_ = {}
+        model.base_booster_ = None
+        if (folder / "booster_base.ubj").exists():
+            model.base_booster_ = xgb.Booster()
+            model.base_booster_.load_model(str(folder / "booster_base.ubj"))
+            model.base_iteration_ = int(meta["base_iteration_"])
+        for j, s in enumerate(model.strategies_):
+            booster = xgb.Booster()
+            booster.load_model(str(folder / f"booster_{j}.ubj"))
+            model.boosters_[s] = booster
+        return model
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "boosters_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit first")
