@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -11,10 +12,12 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from jobs.features.cli import features_app
 from jobs.imports.cli import import_app
 from jobs.logging_setup import configure_logging
 from jobs.settings import get_settings
 from jobs.sources.cli import pull_app
+from jobs.training.cli import train_app
 
 app = typer.Typer(
     name="msp",
@@ -30,6 +33,8 @@ simulate_app = typer.Typer(
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(import_app, name="import")
 app.add_typer(pull_app, name="pull")
+app.add_typer(features_app, name="features")
+app.add_typer(train_app, name="train")
 warehouse_app = typer.Typer(help="The warehouse (DuckDB or PostgreSQL): migrations and queries.")
 app.add_typer(warehouse_app, name="warehouse")
 log = logging.getLogger("jobs.cli")
@@ -191,12 +196,13 @@ def clean_command(table: TableArg, ds: DsOpt, since: SinceOpt = None) -> None:
 
 @warehouse_app.command("init")
 def warehouse_init_command() -> None:
-    """Apply the versioned migrations to the configured warehouse."""
+    """Apply the versioned migrations; on PostgreSQL also grant the read-only role bi_reader."""
     from jobs.warehouse import Warehouse
 
     wh = Warehouse.from_settings(get_settings())
     applied = wh.migrate()
     typer.echo(f"{wh.kind} warehouse, schema {wh.schema}: " + (f"applied {applied}" if applied else "up to date"))
+    typer.echo(f"readers: {wh.grant_readers()}")
 
 
 @warehouse_app.command("query")
@@ -205,6 +211,34 @@ def warehouse_query_command(sql: Annotated[str, typer.Argument(help="A SELECT st
     from jobs.warehouse import Warehouse
 
     typer.echo(Warehouse.from_settings(get_settings()).query(sql).to_string(index=False))
+
+
+@app.command("ui")
+def ui_command(
+    airflow_port: Annotated[int, typer.Option(help="Port of the Airflow UI (loopback).")] = 8080,
+    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow UI (loopback).")] = 5000,
+) -> None:
+    """Serve the Airflow UI and the MLflow UI on 127.0.0.1 until Ctrl-C."""
+    from jobs.ui import password_file, start, stop, wait_healthy
+
+    settings = get_settings()
+    procs = start(settings, airflow_port, mlflow_port)
+    try:
+        healthy = wait_healthy(procs)
+        for p in procs:
+            state = "up" if healthy[p.name] else f"NOT healthy (see {p.log_path})"
+            typer.echo(f"{p.name:8} {p.url}  {state}")
+        typer.echo(f"Airflow login: admin, password in {password_file(settings)}")
+        if not all(healthy.values()):
+            raise typer.Exit(1)
+        typer.echo("Ctrl-C stops both.")
+        while all(p.process.poll() is None for p in procs):
+            time.sleep(1)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    finally:
+        stop(procs)
 
 
 @app.command("demo")

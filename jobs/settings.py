@@ -63,6 +63,22 @@ class Settings(BaseSettings):
     http_rate_limit_per_s: float = Field(10.0, gt=0, description="At most this many requests per second.")
     http_max_retries: int = Field(5, ge=0, le=20, description="Retries of a failed request (with back-off).")
     http_timeout_s: float = Field(30.0, gt=0, description="Timeout of one request.")
+    # Training (issue 4)
+    mlflow_experiment: str = Field("marketing-uplift", description="MLflow experiment of the nightly training runs.")
+    model_name_prefix: str = Field("msp_uplift", description="Registered models are <prefix>_xgboost, <prefix>_keras.")
+    holdout_share: float = Field(
+        0.25, gt=0, lt=1, description="Share of campaign rows held out for evaluation (stable hash split)."
+    )
+    promotion_margin: float = Field(
+        0.01, ge=0, description="Challenger becomes champion when its DR policy value beats it by this share."
+    )
+    tuning_budget_s: float = Field(60.0, ge=0, description="Time budget of the nightly hyperparameter search (0: off).")
+    tuning_trials: int = Field(12, ge=1, le=1000, description="At most this many tuning trials per night.")
+    tuning_folds: int = Field(3, ge=2, le=10, description="Cross-validation folds of the hyperparameter search.")
+    bootstrap_samples: int = Field(200, ge=10, le=10_000, description="Bootstrap resamples of policy-value intervals.")
+    # Scoring (issue 5)
+    scoring_model: str = Field("xgboost", description="Model family whose @champion scores (xgboost or keras).")
+    strategy_catalogue: Path | None = Field(None, description="Strategy catalogue YAML (default: the shipped one).")
 
     @field_validator("warehouse_schema")
     @classmethod

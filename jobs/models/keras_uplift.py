@@ -424,13 +424,21 @@ class KerasMultiHeadUplift(BaseEstimator):
         pooled = parts.MaskedAveragePooling(name="pooling")([encoded, tokens_in])
         shared = layers.Concatenate(name="shared")([tower, pooled])
 
+        # Every head adds its correction to a shared base output that all rows train (as the XGBoost
+        # T-learner's shared base): a head's correction starts at exactly 0 (zero-initialised output
+        # layer) and grows only as far as its own arm's rows, under early stopping, support it.
+        base_hidden = layers.Dense(self.head_units, activation="relu", name="base_hidden")(shared)
+        base_conversion = layers.Dense(1, name="base_conversion")(base_hidden)
+        base_revenue = layers.Dense(1, name="base_revenue")(base_hidden) if with_revenue else None
         conversion, revenue = [], []
         for strategy in self.strategies_:
             prefix = head_name(strategy)
             hidden = layers.Dense(self.head_units, activation="relu", name=f"{prefix}_hidden")(shared)
-            conversion.append(layers.Dense(1, name=f"{prefix}_conversion")(hidden))
+            correction = layers.Dense(1, kernel_initializer="zeros", name=f"{prefix}_conversion")(hidden)
+            conversion.append(layers.Add(name=f"{prefix}_conversion_total")([base_conversion, correction]))
             if with_revenue:
-                revenue.append(layers.Dense(1, name=f"{prefix}_revenue")(hidden))
+                correction = layers.Dense(1, kernel_initializer="zeros", name=f"{prefix}_revenue")(hidden)
+                revenue.append(layers.Add(name=f"{prefix}_revenue_total")([base_revenue, correction]))
         outputs = {"conversion": layers.Concatenate(name="conversion")(conversion)}
         if with_revenue:
             outputs["revenue"] = layers.Concatenate(name="revenue")(revenue)

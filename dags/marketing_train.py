@@ -1,0 +1,121 @@
+"""
+### marketing_train
+
+Nightly retraining of the uplift models, also triggered when every silver table was refreshed.
+
+1. **build_features**: point-in-time features (`gold/features/ds=…`) for every campaign send
+   date up to `ds` and for `ds` itself (the scoring date): for a date t only data before t.
+2. **build_training_set**: campaign outcomes joined to the features of their send date, split
+   into fit and held-out rows by a stable hash (`gold/training_set/ds=…`).
+3. **train_xgboost** and **train_keras** in parallel: the XGBoost T-learner (tuned by a
+   cross-validated search within `MSP_TUNING_BUDGET_S`, each trial an MLflow child run) and the
+   Keras multi-head network; each logs metrics, plots, the data profile and lineage to MLflow,
+   registers a version and points `@challenger` at it.
+4. **evaluate_and_promote**: each challenger becomes `@champion` only if its doubly robust policy
+   value on the held-out rows beats the champion's by `MSP_PROMOTION_MARGIN`; the first version
+   is promoted; the decision and its reason are tagged on the version and the run.
+
+**Params**: `ds` (default: the logical date, or today), `xgb_params` / `keras_params` (JSON
+objects overriding model parameters), `tune` (null: settings decide; true/false).
+Code: `jobs/features/`, `jobs/training/`, `jobs/models/`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+SILVER_TABLES = ("customers", "products", "events", "orders", "campaign_log")
+SILVER = [Asset(name=f"msp.silver.{t}", uri=f"msp://lake/silver/{t}", group="msp-silver") for t in SILVER_TABLES]
+FEATURES = Asset(name="msp.gold.features", uri="msp://lake/gold/features", group="msp-gold")
+MODELS = {
+    kind: Asset(name=f"msp.model.{kind}", uri=f"msp://mlflow/models/{kind}", group="msp-models")
+    for kind in ("xgboost", "keras")
+}
+CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", group="msp-models")
+
+default_args = {
+    "owner": "ml-eng",
+    "retries": 1,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=3),
+}
+
+all_silver = SILVER[0]
+for _asset in SILVER[1:]:
+    all_silver = all_silver & _asset
+
+
+@dag(
+    dag_id="marketing_train",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"), assets=all_silver),
+    start_date=datetime(2026, 9, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["msp", "train", "mlflow", "xgboost", "keras"],
+    doc_md=__doc__,
+    params={
+        "ds": Param(None, type=["null", "string"], format="date", description="Training date (YYYY-MM-DD)."),
+        "xgb_params": Param({}, type=["object", "string"], description="XGBoost parameter overrides (JSON)."),
+        "keras_params": Param({}, type=["object", "string"], description="Keras parameter overrides (JSON)."),
+        "tune": Param(None, type=["null", "boolean"], description="Hyperparameter search: null = settings."),
+    },
+)
+def marketing_train() -> None:
+    @task
+    def resolve_date(**context) -> str:
+        """Training date from params, else the logical date, else today."""
+        from jobs.pipeline.lake import check_ds
+        from jobs.pipeline.tasks import partition_date
+
+        return check_ds(partition_date(context))
+
+    @task(outlets=[FEATURES])
+    def build_features(run_date: str) -> dict:
+        """silver -> gold/features for the campaign dates and ds (point in time)."""
+        from jobs.training.tasks import build_features_task
+
+        return build_features_task(run_date)
+
+    @task
+    def build_training_set(run_date: str) -> dict:
+        """campaign outcomes x features of their send date -> gold/training_set/ds=…"""
+        from jobs.training.tasks import build_training_set_task
+
+        return build_training_set_task(run_date)
+
+    @task(outlets=[MODELS["xgboost"]])
+    def train_xgboost(run_date: str, **context) -> dict:
+        """XGBoost T-learner: tune, fit, evaluate, register @challenger."""
+        from jobs.training.tasks import train_task
+
+        params = context["params"]
+        return train_task("xgboost", run_date, params.get("xgb_params"), params.get("tune"))
+
+    @task(outlets=[MODELS["keras"]])
+    def train_keras(run_date: str, **context) -> dict:
+        """Keras multi-head network: fit, evaluate, register @challenger."""
+        from jobs.training.tasks import train_task
+
+        params = context["params"]
+        return train_task("keras", run_date, params.get("keras_params"), False)
+
+    @task(outlets=[CHAMPION])
+    def evaluate_and_promote(run_date: str) -> dict:
+        """Challenger vs champion on the same held-out rows; move @champion when the challenger wins."""
+        from jobs.training.tasks import promote_task
+
+        return promote_task(run_date)
+
+    run_date = resolve_date()
+    training_set = build_training_set(run_date)
+    build_features(run_date) >> training_set
+    training_set >> [train_xgboost(run_date), train_keras(run_date)] >> evaluate_and_promote(run_date)
+
+
+marketing_train()

@@ -1,0 +1,1 @@
+"""Nightly training: training set, model fitting, evaluation, tuning and the registry."""

@@ -1,0 +1,339 @@
+"""Train one model family on the training set of a date, evaluate it on held-out rows, log and register it.
+
+``train(settings, "xgboost" | "keras", ds)`` is the whole nightly step of one family:
+
+1. load ``gold/training_set/ds=<ds>`` and learn the feature layout from its fit rows;
+2. (XGBoost) search hyperparameters by cross-validation within the time budget, each trial a
+   child run; fit the conversion and the revenue T-learners with inverse-propensity weights;
+   (Keras) fit the multi-head network with its masked, propensity-weighted loss;
+3. evaluate on the held-out rows (:mod:`jobs.training.evaluate`), log metrics, plots, the data
+   profile, the training data's lineage, learning curves and feature importance;
+4. log the model as an MLflow pyfunc with signature and input example, register it as
+   ``<prefix>_<family>`` and point the alias ``challenger`` at the new version.
+
+Promotion to ``champion`` is a separate step (:mod:`jobs.training.registry`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.models.frame import FeatureSpec
+from jobs.settings import Settings
+from jobs.training.dataset import load_training_set, training_set_path
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from jobs.models.pyfunc import UpliftPredictor
+
+log = logging.getLogger(__name__)
+KINDS = ("xgboost", "keras")
+CHALLENGER, CHAMPION = "challenger", "champion"
+#: what the task returns and the demo prints
+SUMMARY_METRICS = (
+    "conv_auc",
+    "conv_log_loss",
+    "conv_ece",
+    "qini_mean",
+    "policy_dr",
+    "policy_dr_lo",
+    "policy_dr_hi",
+    "best_single_dr",
+    "train_rows",
+    "test_rows",
+    "fit_seconds",
+)
+
+XGB_DEFAULTS: dict[str, Any] = {
+    "n_estimators": 600,
+    "learning_rate": 0.05,
+    "max_depth": 4,
+    "min_child_weight": 5.0,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "early_stopping_rounds": 40,
+    "validation_fraction": 0.2,
+    "max_weight": 50.0,
+    "random_state": 0,
+}
+KERAS_DEFAULTS: dict[str, Any] = {
+    "seq_len": 20,
+    "embed_dim": 32,
+    "num_heads": 2,
+    "ff_dim": 64,
+    "tower_units": (128, 64),
+    "head_units": 32,
+    "dropout": 0.1,
+    "learning_rate": 1e-3,
+    "batch_size": 512,
+    "max_epochs": 30,
+    "patience": 4,
+    "validation_fraction": 0.2,
+    "random_state": 0,
+}
+
+
+def model_name(settings: Settings, kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"unknown model family {kind!r}; expected one of {KINDS}")
+    return f"{settings.model_name_prefix}_{kind}"
+
+
+def configure_mlflow(settings: Settings) -> str:
+    """Point MLflow at the settings' store and experiment (created with the settings' artifact root)."""
+    import mlflow
+
+    uri = settings.resolved_mlflow_tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+    if experiment is None:
+        root = settings.path(settings.mlflow_artifact_root)
+        root.mkdir(parents=True, exist_ok=True)
+        experiment_id = client.create_experiment(settings.mlflow_experiment, artifact_location=root.as_uri())
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+@dataclass
+class Prepared:
+    """The training set of a date split into fit and held-out rows, with the model input layout."""
+
+    ds: str
+    frame: pd.DataFrame
+    train: pd.DataFrame
+    test: pd.DataFrame
+    spec: FeatureSpec
+    flat_train: pd.DataFrame
+    flat_test: pd.DataFrame
+
+    def matrix(self, part: str) -> np.ndarray:
+        return self.spec.matrix(self.flat_train if part == "train" else self.flat_test)
+
+
+def prepare(settings: Settings, ds: str) -> Prepared:
+    from jobs.features.build import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+
+    frame = load_training_set(settings, ds)
+    train = frame[frame["split"] == "train"].reset_index(drop=True)
+    test = frame[frame["split"] == "test"].reset_index(drop=True)
+    if train.empty or test.empty:
+        raise ValueError(f"training set {ds} has {len(train)} fit and {len(test)} held-out rows: too few to train")
+    spec = FeatureSpec.learn(train, list(NUMERIC_FEATURES), list(CATEGORICAL_FEATURES))
+    return Prepared(ds, frame, train, test, spec, spec.flatten(train), spec.flatten(test))
+
+
+def fit_xgboost(prep: Prepared, params: dict[str, Any]) -> UpliftPredictor:
+    from jobs.models.pyfunc import UpliftPredictor
+    from jobs.models.xgb_uplift import XGBUpliftTLearner
+
+    X = prep.matrix("train")
+    t = prep.train["strategy"].to_numpy()
+    p = prep.train["propensity"].to_numpy()
+    names = prep.spec.matrix_columns
+    conv = XGBUpliftTLearner(**params).fit(X, prep.train["converted"].to_numpy(), t, p, feature_names=names)
+    rev_params = {**params, "objective": "reg:tweedie"}
+    rev = XGBUpliftTLearner(**rev_params).fit(X, prep.train["revenue"].to_numpy(), t, p, feature_names=names)
+    return UpliftPredictor("xgboost", prep.spec, conv, rev)
+
+
+def fit_keras(prep: Prepared, params: dict[str, Any]) -> UpliftPredictor:
+    import pandas as pd
+
+    from jobs.models.keras_uplift import KerasMultiHeadUplift
+    from jobs.models.pyfunc import UpliftPredictor
+    from jobs.models.xgb_uplift import ipw_weights
+
+    X = pd.DataFrame(prep.matrix("train"), columns=prep.spec.matrix_columns)
+    X[prep.spec.sequence] = prep.flat_train[prep.spec.sequence].to_numpy()
+    model = KerasMultiHeadUplift(**params).fit(
+        X,
+        prep.train["converted"].to_numpy(),
+        prep.train["strategy"].to_numpy(),
+        sample_weight=ipw_weights(prep.train["propensity"].to_numpy()),
+        revenue=prep.train["revenue"].to_numpy(),
+    )
+    return UpliftPredictor("keras", prep.spec, model)
+
+
+def importance(predictor: UpliftPredictor, prep: Prepared, rows: int = 3000, seed: int = 0) -> dict[str, float]:
+    """Feature importance: total gain for XGBoost; for Keras the drop in AUC when a column is permuted."""
+    import numpy as np
+
+    from jobs.models.metrics import classification_metrics
+
+    names = prep.spec.matrix_columns
+    if predictor.kind == "xgboost":
+        return dict(zip(names, predictor.conversion.feature_importances_.tolist(), strict=True))
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(prep.flat_test), size=min(rows, len(prep.flat_test)), replace=False)
+    sample = prep.flat_test.iloc[idx].reset_index(drop=True)
+    y = prep.test["converted"].to_numpy()[idx]
+    col = prep.test["strategy"].map({s: j for j, s in enumerate(predictor.strategies)}).to_numpy()[idx]
+
+    def auc(frame: pd.DataFrame) -> float:
+        p = predictor.predict(frame)[0][np.arange(len(frame)), col]
+        return classification_metrics(y, p)["auc"]
+
+    base = auc(sample)
+    out = {}
+    for name in [*prep.spec.input_columns]:
+        shuffled = sample.copy()
+        shuffled[name] = rng.permutation(shuffled[name].to_numpy())
+        out[name] = max(0.0, base - auc(shuffled))
+    return out
+
+
+def train(
+    settings: Settings,
+    kind: str,
+    ds: str,
+    params: dict[str, Any] | None = None,
+    tune: bool | None = None,
+) -> dict[str, Any]:
+    """Fit, evaluate, log and register one family; returns run id, version and key metrics."""
+    import mlflow
+    import mlflow.data
+    from mlflow.models import infer_signature
+
+    from jobs.models.plots import importance_figure, learning_curves_figure
+    from jobs.models.pyfunc import UpliftPyfunc
+    from jobs.training.evaluate import evaluate
+    from jobs.training.profile import profile
+
+    name = model_name(settings, kind)
+    prep = prepare(settings, ds)
+    configure_mlflow(settings)
+    overrides = dict(params or {})
+    tune = (kind == "xgboost" and settings.tuning_budget_s > 0) if tune is None else tune
+    started = time.perf_counter()
+    with mlflow.start_run(run_name=f"{kind}-{ds}") as run:
+        mlflow.set_tags({"msp.ds": ds, "msp.model_family": kind, "msp.registered_model": name, "msp.role": "training"})
+        source = str(training_set_path(settings, ds))
+        for part, frame in (("training", prep.train), ("evaluation", prep.test)):
+            dataset = mlflow.data.from_pandas(
+                frame.drop(columns=["category_affinity"], errors="ignore"),
+                source=source,
+                name=f"training_set-{ds}-{part}",
+                targets="converted",
+            )
+            mlflow.log_input(dataset, context=part)
+        texts, figs = profile(prep.frame, prep.spec.numeric)
+        for path, text in texts.items():
+            mlflow.log_text(text, path)
+        for path, fig in figs.items():
+            mlflow.log_figure(fig, path)
+
+        if kind == "xgboost":
+            final = {**XGB_DEFAULTS, **overrides}
+            if tune:
+                from jobs.training.tuning import tune_xgboost
+
+                final, summary = tune_xgboost(
+                    prep.matrix("train"),
+                    prep.train["converted"].to_numpy(),
+                    prep.train["strategy"].to_numpy(),
+                    prep.train["propensity"].to_numpy(),
+                    final,
+                    settings.tuning_budget_s,
+                    settings.tuning_trials,
+                    settings.tuning_folds,
+                    seed=int(final.get("random_state", 0)),
+                    feature_names=prep.spec.matrix_columns,
+                )
+                mlflow.log_metrics({f"tuning_{k}": float(v) for k, v in summary.items()})
+            mlflow.log_params({k: v for k, v in final.items()})
+            fit_started = time.perf_counter()
+            predictor = fit_xgboost(prep, final)
+            mlflow.log_metrics({f"best_iteration__{s}": v for s, v in predictor.conversion.best_iteration_.items()})
+        else:
+            final = {**KERAS_DEFAULTS, **overrides}
+            mlflow.log_params(final)
+            fit_started = time.perf_counter()
+            predictor = fit_keras(prep, final)
+            history = predictor.conversion.history_
+            for key, values in history.items():
+                for epoch, value in enumerate(values):
+                    mlflow.log_metric(f"curve_{key}", float(value), step=epoch)
+            mlflow.log_figure(learning_curves_figure(history, "Keras learning curves"), "plots/learning_curves.png")
+            net = predictor.conversion
+            mlflow.log_metrics({"epochs": net.n_epochs_, "best_epoch": net.best_epoch_})
+        fit_seconds = time.perf_counter() - fit_started
+
+        conv, rev = predictor.predict(prep.flat_test)
+        evaluation = evaluate(prep.test, conv, rev, predictor.strategies, settings.bootstrap_samples)
+        metrics = {**evaluation.metrics, "fit_seconds": fit_seconds, "train_rows": len(prep.train)}
+        metrics["test_rows"] = len(prep.test)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        for path, fig in evaluation.figures.items():
+            mlflow.log_figure(fig, path)
+        imp = importance(predictor, prep)
+        mlflow.log_dict(dict(sorted(imp.items(), key=lambda kv: -kv[1])), "feature_importance.json")
+        fig = importance_figure(list(imp), list(imp.values()), f"Feature importance ({kind})")
+        mlflow.log_figure(fig, "plots/feature_importance.png")
+
+        sample = prep.flat_test.head(200)
+        signature = infer_signature(sample, predictor.predict_frame(sample).reset_index(drop=True))
+        with tempfile.TemporaryDirectory(prefix="msp-model-") as tmp:
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=UpliftPyfunc(),
+                artifacts=predictor.save(Path(tmp) / "artifacts"),
+                signature=signature,
+                input_example=prep.flat_test.head(5),
+                registered_model_name=name,
+                pip_requirements=_requirements(kind),
+            )
+        version = str(info.registered_model_version)
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        client.set_model_version_tag(name, version, "msp.ds", ds)
+        client.set_model_version_tag(name, version, "msp.policy_dr", f"{metrics['policy_dr']:.6f}")
+        client.update_registered_model(
+            name,
+            description=f"{kind} multi-treatment uplift model of the Marketing Strategy Platform: p_convert and "
+            "expected net revenue per strategy. Scoring loads the alias @champion.",
+        )
+        mlflow.set_tag("msp.model_version", version)
+    seconds = time.perf_counter() - started
+    log.info(
+        "%s %s v%s: AUC %.3f, Qini %.3f, DR policy value %.3f (best single %.3f) in %.0f s",
+        kind,
+        ds,
+        version,
+        metrics["conv_auc"],
+        metrics["qini_mean"],
+        metrics["policy_dr"],
+        metrics["best_single_dr"],
+        seconds,
+    )
+    return {
+        "kind": kind,
+        "model_name": name,
+        "version": version,
+        "run_id": run.info.run_id,
+        "seconds": seconds,
+        "metrics": {k: metrics[k] for k in SUMMARY_METRICS},
+    }
+
+
+def _requirements(kind: str) -> list[str]:
+    from importlib.metadata import version
+
+    packages = ["mlflow", "pandas", "numpy", "scikit-learn", "xgboost"]
+    if kind == "keras":
+        packages += ["tensorflow-cpu", "keras"]
+    return [f"{p}=={version(p)}" for p in packages]

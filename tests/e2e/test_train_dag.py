@@ -1,0 +1,151 @@
+"""marketing_train end to end through Airflow on a simulated shop: MLflow runs, registry aliases,
+promotion rules, and the learned models checked against the simulator's truth."""
+
+from __future__ import annotations
+
+import os
+
+import mlflow
+import pandas as pd
+import pytest
+
+from jobs.airflow_local import dags_test, failed_tasks
+from jobs.pipeline.run import clean_step, ingest_step
+from jobs.settings import Settings
+from jobs.simulator.config import SimConfig
+from jobs.simulator.engine import simulate
+from jobs.training.evaluate import truth_report
+from jobs.training.registry import aliases, evaluate_and_promote
+from jobs.training.train import configure_mlflow, model_name, prepare
+from tests.support.worse_model import register_inverted
+
+# the demo's size: four campaigns (days 7, 21, 35, 49) of about 9,000 customers each
+CFG = SimConfig(seed=5, customers=20_000, products=400, days=60)
+START, END = CFG.start.isoformat(), CFG.end.isoformat()
+TABLES = ("customers", "products", "events", "orders", "campaign_log")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    home = tmp_path_factory.mktemp("train")
+    saved = {k: os.environ.get(k) for k in ("MSP_HOME", "MSP_TUNING_BUDGET_S")}
+    os.environ["MSP_HOME"] = str(home)
+    os.environ["MSP_TUNING_BUDGET_S"] = "15"
+    settings = Settings(home=home, tuning_budget_s=15)
+    try:
+        simulate(CFG, settings.landing, settings.truth)
+        for table in TABLES:  # ingestion has its own end-to-end test; here only its output matters
+            ingest_step(settings, table, END, START)
+            clean_step(settings, table, END, START)
+        run = dags_test(settings, "marketing_train", END, {"ds": END})
+        assert run.ok, f"DAG run {run.state}, failed tasks {failed_tasks(settings, run)}; see {run.log_path}"
+        configure_mlflow(settings)
+        yield {"settings": settings, "run": run}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_both_models_registered_with_aliases_and_full_run_records(trained: dict) -> None:
+    settings = trained["settings"]
+    assert aliases(settings) == {
+        "msp_uplift_xgboost": {"champion": "1", "challenger": "1"},
+        "msp_uplift_keras": {"champion": "1", "challenger": "1"},
+    }
+    client = mlflow.MlflowClient()
+    for kind in ("xgboost", "keras"):
+        version = client.get_model_version_by_alias(model_name(settings, kind), "champion")
+        assert version.tags["msp.promotion"] == "promoted"
+        assert "first version" in version.tags["msp.promotion_reason"]
+        run = client.get_run(version.run_id)
+        for metric in (
+            "conv_auc",
+            "conv_log_loss",
+            "conv_accuracy",
+            "conv_precision",
+            "conv_recall",
+            "conv_f1",
+            "conv_npv",
+            "conv_lr_plus",
+            "conv_lr_minus",
+            "conv_ece",
+            "qini_mean",
+            "auuc__coupon_20",
+            "uplift_at_10__coupon_20",
+            "uplift_at_30__coupon_20",
+            "policy_ips",
+            "policy_snips",
+            "policy_dr",
+            "policy_dr_lo",
+            "policy_dr_hi",
+        ):
+            assert metric in run.data.metrics, (kind, metric)
+        assert 0.5 < run.data.metrics["conv_auc"] < 1.0
+        assert run.data.metrics["policy_dr_lo"] <= run.data.metrics["policy_dr"] <= run.data.metrics["policy_dr_hi"]
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert {"plots/roc.png", "plots/pr.png", "plots/calibration.png", "plots/confusion.png"} <= artifacts
+        assert "plots/qini_coupon_20.png" in artifacts and "plots/feature_importance.png" in artifacts
+        profile = {a.path for a in client.list_artifacts(run.info.run_id, "profile")}
+        assert {"profile/summary.csv", "profile/correlations.csv", "profile/distributions.png"} <= profile
+        assert {i.dataset.name for i in run.inputs.dataset_inputs} == {
+            f"training_set-{END}-training",
+            f"training_set-{END}-evaluation",
+        }
+        info = mlflow.models.get_model_info(f"models:/{model_name(settings, kind)}@champion")
+        assert info.signature is not None and info.saved_input_example_info is not None
+    keras_run = client.get_run(client.get_model_version_by_alias(model_name(settings, "keras"), "champion").run_id)
+    assert "plots/learning_curves.png" in {a.path for a in client.list_artifacts(keras_run.info.run_id, "plots")}
+    xgb_run_id = client.get_model_version_by_alias(model_name(settings, "xgboost"), "champion").run_id
+    trials = client.search_runs(
+        [client.get_run(xgb_run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{xgb_run_id}'"
+    )
+    assert len(trials) >= 1 and all("cv_ipw_logloss" in t.data.metrics for t in trials)
+
+
+def test_learned_policies_against_the_simulators_truth(trained: dict) -> None:
+    """The induced policy's true value is at least 80% of the oracle's; Spearman per strategy is reported."""
+    settings = trained["settings"]
+    prep = prepare(settings, END)
+    truth = pd.read_parquet(settings.truth / "campaign_truth")
+    truth = truth[truth["customer_id"].isin(set(prep.test["customer_id"]))]
+    for kind in ("xgboost", "keras"):
+        out = mlflow.pyfunc.load_model(f"models:/{model_name(settings, kind)}@champion").predict(prep.flat_test)
+        strategies = tuple(c.removeprefix("p_convert__") for c in out.columns if c.startswith("p_convert__"))
+        conv = out[[f"p_convert__{s}" for s in strategies]].to_numpy()
+        rev = out[[f"exp_revenue__{s}" for s in strategies]].to_numpy()
+        report = truth_report(prep.test, truth, conv, rev, strategies)
+        print(kind, {k: round(float(v), 4) for k, v in report.items()})  # the Spearman figures, in the test log
+        assert report["true_policy_ratio"] >= 0.80, (kind, report)
+        assert report["true_policy_value"] > report["true_control_value"], (kind, report)
+
+
+def test_a_worse_challenger_is_not_promoted_and_the_run_says_why(trained: dict) -> None:
+    settings = trained["settings"]
+    client = mlflow.MlflowClient()
+    name = model_name(settings, "xgboost")
+    worse = register_inverted(name, "1")
+    client.set_registered_model_alias(name, "challenger", worse)
+    result = evaluate_and_promote(settings, END, kinds=("xgboost",))["xgboost"]
+    assert result["decision"] == "kept" and result["champion_after"] == "1"
+    assert result["challenger_dr"] < result["champion_dr"]
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    tags = client.get_model_version(name, worse).tags
+    assert tags["msp.promotion"] == "kept" and "does not beat champion" in tags["msp.promotion_reason"]
+
+
+def test_an_alias_moved_by_a_person_is_what_the_next_comparison_and_scoring_use(trained: dict) -> None:
+    settings = trained["settings"]
+    client = mlflow.MlflowClient()
+    name = model_name(settings, "xgboost")
+    worse = register_inverted(name, "1")
+    client.set_registered_model_alias(name, "champion", worse)  # as a person would in the MLflow UI
+    assert mlflow.pyfunc.load_model(f"models:/{name}@champion").metadata.run_id == client.get_model_version(
+        name, worse
+    ).run_id
+    client.set_registered_model_alias(name, "challenger", "1")
+    result = evaluate_and_promote(settings, END, kinds=("xgboost",))["xgboost"]
+    assert result["champion"] == worse and result["decision"] == "promoted"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
