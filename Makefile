@@ -19,7 +19,7 @@ export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help demo test test-unit bench lint format clean distclean lock venv java postgres
+.PHONY: help demo test test-unit bench lint format clean distclean lock venv java postgres ui
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ postgres:  ## make sure the local PostgreSQL answers on $(PG_HOST):$(PG_PORT) (s
 
 demo: venv java  ## run the whole pipeline end to end on embedded defaults
 	@$(BIN)/msp demo
+
+ui: venv  ## serve the Airflow UI (:8080) and the MLflow UI (:5000) on 127.0.0.1 for the demo's runs and models
+	@$(BIN)/msp ui
 
 test: venv java postgres  ## run the whole test suite (unit, integration, end to end)
 	@$(BIN)/python -m pytest

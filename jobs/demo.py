@@ -1,8 +1,8 @@
 """``msp demo``: the whole pipeline end to end on embedded defaults, stage by stage.
 
 Each stage logs when it starts and what it produced; the summary at the end says where to look.
-Stages now: simulate, marketing_ingest through Airflow. Training, scoring and evaluation join
-the list as they land.
+Stages now: simulate, marketing_ingest and marketing_train through Airflow. Scoring and
+evaluation join the list as they land.
 """
 
 from __future__ import annotations
@@ -101,20 +101,68 @@ def _ingest(settings: Settings, report: DemoReport) -> None:
     report.add("")
 
 
+def _train(settings: Settings, report: DemoReport) -> None:
+    import mlflow
+
+    from jobs.airflow_local import dags_test, failed_tasks
+    from jobs.simulator.config import SimConfig
+    from jobs.training.train import KINDS, configure_mlflow, model_name
+
+    ds = SimConfig(customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS).end.isoformat()
+    run = dags_test(settings, "marketing_train", ds, {"ds": ds})
+    if not run.ok:
+        raise RuntimeError(
+            f"marketing_train ended {run.state} (failed tasks: {failed_tasks(settings, run)}); log: {run.log_path}"
+        )
+    configure_mlflow(settings)
+    client = mlflow.MlflowClient()
+    report.add(f"marketing_train (Airflow, training date {ds}): {run.state}")
+    report.add(
+        f"  {'model':<20} {'version':>7} {'aliases':<20} {'AUC':>6} {'ECE':>7} {'Qini':>7} "
+        f"{'DR value [95% CI]':>24} {'best single':>11}"
+    )
+    for kind in KINDS:
+        name = model_name(settings, kind)
+        latest = max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+        version = client.get_model_version(name, latest.version)
+        m = client.get_run(version.run_id).data.metrics
+        interval = f"{m['policy_dr']:.2f} [{m['policy_dr_lo']:.2f}, {m['policy_dr_hi']:.2f}]"
+        report.add(
+            f"  {name:<20} {version.version:>7} {','.join(version.aliases) or '-':<20} {m['conv_auc']:>6.3f} "
+            f"{m['conv_ece']:>7.4f} {m['qini_mean']:>7.3f} {interval:>24} {m['best_single_dr']:>11.2f}"
+        )
+        report.add(f"    promotion: {version.tags.get('msp.promotion_reason', 'not evaluated')}")
+    report.add("  DR value: doubly robust estimate of net revenue per customer in the attribution window under the")
+    report.add("  model's policy, on held-out campaign rows; best single = the best one strategy for everyone.")
+    report.add(f"  MLflow store   {settings.resolved_mlflow_tracking_uri} (experiment {settings.mlflow_experiment})")
+    report.add(
+        "  MLflow UI      make ui  (or: .venv/bin/mlflow ui --backend-store-uri "
+        f"{settings.resolved_mlflow_tracking_uri} --host 127.0.0.1), then http://127.0.0.1:5000"
+    )
+    report.add(f"  run log        {run.log_path}")
+    report.add("")
+
+
 def _where_to_look(settings: Settings, report: DemoReport) -> None:
     report.add("Where to look:")
-    report.add(f"  lake           {settings.lake}/{{landing,bronze,silver,quarantine}}/<table>/ds=YYYY-MM-DD/")
-    report.add("  documentation  docs/ARCHITECTURE.md, docs/SIMULATOR.md, docs/INGESTION.md")
+    report.add(f"  lake           {settings.lake}/{{landing,bronze,silver,quarantine,gold}}/<table>/ds=YYYY-MM-DD/")
+    report.add("  documentation  docs/ARCHITECTURE.md, docs/SIMULATOR.md, docs/INGESTION.md, docs/MODELS.md")
+    report.add("  UIs            make ui: Airflow http://127.0.0.1:8080 (runs), MLflow http://127.0.0.1:5000 (models)")
     report.add("  settings       .venv/bin/msp config")
     report.add(
         "  one step       .venv/bin/msp ingest events --ds 2026-10-30; .venv/bin/msp clean events --ds 2026-10-30"
     )
+    report.add("  train a step   .venv/bin/msp features build --ds 2026-10-30")
+    report.add("                 .venv/bin/msp train dataset --ds 2026-10-30")
+    report.add("                 .venv/bin/msp train model xgboost --ds 2026-10-30")
+    report.add("                 .venv/bin/msp train promote --ds 2026-10-30")
     report.add("  close the loop .venv/bin/msp simulate respond --assignments FILE --date YYYY-MM-DD")
 
 
 STAGES: list[tuple[str, Callable[[Settings, DemoReport], None]]] = [
     ("simulate the shop (landing zone + ground truth)", _simulate),
     ("marketing_ingest through Airflow: landing -> bronze -> silver + quarantine, GX gate", _ingest),
+    ("marketing_train through Airflow: features, XGBoost + Keras uplift models, MLflow registry", _train),
 ]
 
 
