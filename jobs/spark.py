@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from jobs.settings import Settings
@@ -47,6 +48,11 @@ def get_spark(settings: Settings, app_name: str = "msp") -> SparkSession:
     """Build (or reuse) the session for ``settings.spark_master``."""
     from pyspark.sql import SparkSession
 
+    if settings.spark_master.startswith("local"):
+        # Python UDF workers must run this interpreter (the venv's), not whatever python3 is on PATH;
+        # PySpark reads the variable when the context starts (the spark.pyspark.python conf only
+        # reaches spark-submit). A cluster sets it per executor image instead.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
     for key, value in default_conf(settings).items():
         builder = builder.config(key, value)
