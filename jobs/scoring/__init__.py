@@ -1,0 +1,3 @@
+"""Nightly scoring: strategy catalogue, budget-constrained policy optimiser, assignment and recommendations."""
+
+from __future__ import annotations
