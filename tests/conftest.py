@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -60,3 +65,56 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session = get_spark(Settings(home=home, spark_master="local[2]"), "msp-tests")
     yield session
     session.stop()
+
+
+# The test PostgreSQL: a fresh database per session on the local cluster (override with MSP_TEST_POSTGRES_URL).
+POSTGRES_ADMIN_URL = os.environ.get("MSP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _postgres_answers(url: str) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def _start_local_postgres() -> None:
+    """``pg_ctlcluster <version> main start`` for each installed version (the machine's own cluster)."""
+    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").is_dir() else []
+    for version in versions:
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database for this test session (cluster started if down), dropped afterwards.
+
+    Never skipped in CI (CI=true): a missing PostgreSQL fails the tests that need it.
+    """
+    import psycopg
+
+    if not _postgres_answers(POSTGRES_ADMIN_URL):
+        _start_local_postgres()
+        deadline = time.monotonic() + 30
+        while not _postgres_answers(POSTGRES_ADMIN_URL) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    if not _postgres_answers(POSTGRES_ADMIN_URL):
+        message = f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL} (and pg_ctlcluster could not start it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"msp_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+    parts = urlsplit(POSTGRES_ADMIN_URL)
+    yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,24 +1,51 @@
 """The warehouse: DuckDB (embedded default) or PostgreSQL, schema from settings, versioned migrations.
 
 Writes replace a slice (for example one run date of one table) inside one transaction, so a
-reader sees the old slice or the new one, never half, and a rerun never duplicates. PostgreSQL
-is written with COPY, never row by row.
+reader sees the old slice or the new one, never half, and a rerun never duplicates.
+
+PostgreSQL write path (:meth:`Warehouse.replace`): the frame is streamed in chunks of
+``COPY_CHUNK_ROWS`` with ``COPY ... FROM STDIN (FORMAT BINARY)`` into a session-temporary staging
+table (not WAL-logged; the target is not touched and not locked meanwhile), the staged rows are
+checked to lie inside the slice, then one short transaction deletes the slice and runs
+``INSERT INTO target SELECT ... FROM staging``. The binary rows are built column-wise with Arrow
+(no Python loop over rows) on the main thread while a psycopg writer thread sends the previous
+chunk. Columns of a type the binary encoder does not know fall back to CSV COPY. DuckDB registers
+the frame (pandas or Arrow, zero-copy) and deletes + inserts in one transaction.
+
+Readers: on PostgreSQL ``msp warehouse init`` creates the ``bi_reader`` role (NOLOGIN: grant it to
+the BI tool's login role) with read-only access to the schema, see :meth:`Warehouse.grant_readers`.
+DuckDB has no roles: a BI tool opens the file read-only, ``duckdb.connect(path, read_only=True)``
+(possible only while no writer process holds the file).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import struct
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.settings import Settings
+from jobs.settings import Settings, require_identifier
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
+
+    Frame = pd.DataFrame | pa.Table
 
 log = logging.getLogger(__name__)
+
+BI_ROLE = "bi_reader"
+COPY_CHUNK_ROWS = 100_000
+FAULT_ENV = "MSP_FAULT"
+FAULT_BEFORE_SWAP = "warehouse_before_swap"
+_STAGE = "_msp_stage"
 
 
 def migrations() -> list[tuple[str, str]]:
@@ -60,10 +87,15 @@ class Warehouse:
         return psycopg.connect(self.url, autocommit=False)
 
     def migrate(self) -> list[str]:
-        """Apply the migrations not applied yet (each in its own transaction); return their versions."""
+        """Apply the migrations not applied yet (each in its own transaction); return their versions.
+
+        On PostgreSQL a session advisory lock serialises concurrent runners (two writers starting at once).
+        """
         applied = []
         with _closing(self.connect()) as con:
             cur = self._cursor(con)
+            if self.kind == "postgres":
+                cur.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"msp_migrate:{self.schema}"])
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.schema}.schema_migrations "
@@ -90,28 +122,132 @@ class Warehouse:
                 log.info("warehouse %s: applied migration %s", self.kind, version)
         return applied
 
-    def replace(self, table: str, where: dict[str, Any], frame: pd.DataFrame) -> int:
-        """Replace the rows of ``table`` matching ``where`` by ``frame``, atomically."""
-        self.migrate()
-        cols = list(frame.columns)
-        qualified = f"{self.schema}.{table}"
-        mark = "?" if self.kind == "duckdb" else "%s"
-        condition = " AND ".join(f"{k} = {mark}" for k in where)
+    def grant_readers(self) -> str:
+        """Give the read-only role ``bi_reader`` SELECT on the schema (PostgreSQL); return what was done.
+
+        The role is NOLOGIN (a group): grant it to the BI tool's own login role. Creating it needs
+        CREATEROLE, unless a DBA created it already. Default privileges make tables and views created
+        later by the role running this (the migration owner) readable too. Idempotent.
+        """
+        if self.kind == "duckdb":
+            log.info(
+                "warehouse duckdb: roles do not apply; a BI tool opens the file read-only "
+                "(duckdb.connect(path, read_only=True)) while no writer holds it"
+            )
+            return "DuckDB has no roles: open the file read-only (duckdb.connect(path, read_only=True))"
         with _closing(self.connect()) as con:
-            cur = self._cursor(con)
-            if self.kind == "duckdb":
-                cur.execute("BEGIN TRANSACTION")
-                cur.execute(f"DELETE FROM {qualified} WHERE {condition}", list(where.values()))
-                con.register("_incoming", frame)
-                cur.execute(f"INSERT INTO {qualified} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _incoming")
-                con.unregister("_incoming")
-            else:
-                cur.execute(f"DELETE FROM {qualified} WHERE {condition}", list(where.values()))
-                with cur.copy(f"COPY {qualified} ({', '.join(cols)}) FROM STDIN") as copy:
-                    for row in frame.itertuples(index=False, name=None):
-                        copy.write_row(row)
+            cur = con.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('msp_bi_reader'))")
+            cur.execute(
+                "DO $$ BEGIN "
+                f"IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{BI_ROLE}') THEN "
+                f"CREATE ROLE {BI_ROLE} NOLOGIN; "
+                "END IF; "
+                "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; "  # created meanwhile elsewhere
+                "END $$"
+            )
+            cur.execute(f"GRANT USAGE ON SCHEMA {self.schema} TO {BI_ROLE}")
+            cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {self.schema} TO {BI_ROLE}")
+            cur.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA {self.schema} GRANT SELECT ON TABLES TO {BI_ROLE}")
             con.commit()
-        return len(frame)
+        log.info("warehouse postgres: role %s can read schema %s (tables, views, future tables)", BI_ROLE, self.schema)
+        return f"role {BI_ROLE} (NOLOGIN) has SELECT on schema {self.schema}"
+
+    def replace(
+        self,
+        table: str,
+        where: dict[str, Any],
+        frame: Frame,
+        *,
+        before_swap: Callable[[], None] | None = None,
+    ) -> int:
+        """Replace the rows of ``table`` matching ``where`` by ``frame`` (pandas or Arrow), atomically.
+
+        Every row of ``frame`` must lie inside the slice (else ValueError, nothing changes), so a rerun
+        never duplicates. ``before_swap`` (or ``MSP_FAULT=warehouse_before_swap``, which SIGKILLs the
+        process) runs after staging and before the swap transaction: for fault-injection tests.
+        """
+        require_identifier(table, "table ")
+        for key in where:
+            require_identifier(key, "column ")
+        cols = [require_identifier(str(c), "column ") for c in _column_names(frame)]
+        self.migrate()
+        if self.kind == "duckdb":
+            rows = self._replace_duckdb(table, where, frame, cols, before_swap)
+        else:
+            rows = self._replace_postgres(table, where, frame, cols, before_swap)
+        log.info("warehouse %s: %s.%s %s replaced by %d rows", self.kind, self.schema, table, where, rows)
+        return rows
+
+    def _replace_duckdb(
+        self, table: str, where: dict[str, Any], frame: Frame, cols: list[str], before_swap: Callable[[], None] | None
+    ) -> int:
+        """Delete + insert; on a table with a primary key, upsert + delete the keys gone from the slice instead.
+
+        DuckDB commits deletes from a table with an ART index (primary key) slowly (about 55 s per million
+        rows here), so a rerun updates the rows whose key stays and deletes only the keys that left the slice.
+        Same result, as long as the frame carries every column (else: delete + insert).
+        """
+        qualified, collist = f"{self.schema}.{table}", ", ".join(cols)
+        condition = " AND ".join(f"{k} = ?" for k in where)
+        rows = _num_rows(frame)
+        with _closing(self.connect()) as con:
+            key, columns = _duckdb_key_and_columns(con, self.schema, table)
+            upsert = bool(key) and set(key) <= set(cols) and set(columns) <= set(cols)
+            con.register("_incoming", frame)
+            _fault_point(before_swap)
+            con.execute("BEGIN TRANSACTION")
+            if upsert:
+                same_key = " AND ".join(f"_new.{k} = _old.{k}" for k in key)
+                con.execute(
+                    f"DELETE FROM {qualified} AS _old WHERE {condition} "
+                    f"AND NOT EXISTS (SELECT 1 FROM _incoming AS _new WHERE {same_key})",
+                    list(where.values()),
+                )
+                con.execute(f"INSERT OR REPLACE INTO {qualified} ({collist}) SELECT {collist} FROM _incoming")
+            else:
+                con.execute(f"DELETE FROM {qualified} WHERE {condition}", list(where.values()))
+                con.execute(f"INSERT INTO {qualified} ({collist}) SELECT {collist} FROM _incoming")
+            inside = con.execute(f"SELECT count(*) FROM {qualified} WHERE {condition}", list(where.values()))
+            _require_inside(inside.fetchall()[0][0], rows, qualified, where)
+            con.commit()
+            con.unregister("_incoming")
+        return rows
+
+    def _replace_postgres(
+        self, table: str, where: dict[str, Any], frame: Frame, cols: list[str], before_swap: Callable[[], None] | None
+    ) -> int:
+        """COPY into a session-temporary staging table, commit, then delete + INSERT ... SELECT in one transaction."""
+        qualified, collist = f"{self.schema}.{table}", ", ".join(cols)
+        condition = " AND ".join(f"{k} = %s" for k in where)
+        rows = _num_rows(frame)
+        with _closing(self.connect()) as con:
+            cur = con.cursor()
+            cur.execute("SET client_encoding TO 'UTF8'")
+            cur.execute(f"CREATE TEMP TABLE {_STAGE} AS SELECT {collist} FROM {qualified} WITH NO DATA")
+            cur.execute(f"SELECT {collist} FROM {_STAGE} LIMIT 0")
+            oids = [d.type_code for d in cur.description]
+            con.commit()  # hold no lock on the target while staging
+            started = time.perf_counter()
+            _copy_frame(cur, f"COPY {_STAGE} ({collist}) FROM STDIN", oids, frame)
+            cur.execute(f"SELECT count(*) FROM {_STAGE} WHERE ({condition}) IS TRUE", list(where.values()))
+            _require_inside(cur.fetchone()[0], rows, qualified, where)
+            con.commit()
+            staged = time.perf_counter()
+            _fault_point(before_swap)
+            # one writer per table swaps at a time: a concurrent rerun of the slice waits, then replaces it whole
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"msp_replace:{qualified}"])
+            cur.execute(f"DELETE FROM {qualified} WHERE {condition}", list(where.values()))
+            cur.execute(f"INSERT INTO {qualified} ({collist}) SELECT {collist} FROM {_STAGE}")
+            con.commit()
+            log.debug(
+                "%s: staged %d rows in %.2f s, swapped in %.2f s",
+                qualified,
+                rows,
+                staged - started,
+                time.perf_counter() - staged,
+            )
+        return rows
 
     def _cursor(self, con: Any) -> Any:
         """DuckDB's ``cursor()`` opens another connection; statements must run on ``con`` itself."""
@@ -147,3 +283,184 @@ class _closing:
 def _statements(sql: str) -> list[str]:
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _fault_point(hook: Callable[[], None] | None) -> None:
+    """The point between staging and swap: run the test hook; SIGKILL ourselves if MSP_FAULT asks to."""
+    if hook is not None:
+        hook()
+    if os.environ.get(FAULT_ENV) == FAULT_BEFORE_SWAP:
+        log.warning("%s=%s: killing this process before the swap", FAULT_ENV, FAULT_BEFORE_SWAP)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _require_inside(inside: int, rows: int, qualified: str, where: dict[str, Any]) -> None:
+    if inside != rows:
+        raise ValueError(
+            f"{qualified}: {inside} rows in the slice {where} after the write, expected {rows} "
+            "(frame rows outside the slice, or duplicate keys); nothing was changed"
+        )
+
+
+def _duckdb_key_and_columns(con: Any, schema: str, table: str) -> tuple[list[str], list[str]]:
+    """Primary-key columns (empty if none) and all columns of a DuckDB table."""
+    found = con.execute(
+        "SELECT constraint_column_names FROM duckdb_constraints() "
+        "WHERE schema_name = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'",
+        [schema, table],
+    ).fetchall()
+    columns = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
+        [schema, table],
+    ).fetchall()
+    return (list(found[0][0]) if found else []), [c[0] for c in columns]
+
+
+def _column_names(frame: Frame) -> list[str]:
+    return list(frame.column_names) if hasattr(frame, "column_names") else list(frame.columns)
+
+
+def _num_rows(frame: Frame) -> int:
+    return frame.num_rows if hasattr(frame, "num_rows") else len(frame)
+
+
+def _batches(frame: Frame, size: int) -> Iterator[pa.RecordBatch]:
+    """``frame`` as Arrow record batches of at most ``size`` rows (pandas converted chunk by chunk)."""
+    import pyarrow as pa
+
+    if isinstance(frame, pa.Table):
+        yield from frame.to_batches(max_chunksize=size)
+        return
+    for start in range(0, len(frame), size):
+        yield pa.RecordBatch.from_pandas(frame.iloc[start : start + size], preserve_index=False)
+
+
+# --- PostgreSQL COPY ------------------------------------------------------------------------------
+
+_PG_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_PG_TRAILER = struct.pack(">h", -1)
+_PG_EPOCH_DAYS = 10_957  # 2000-01-01, PostgreSQL's epoch, in days since 1970-01-01
+_PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400 * 1_000_000
+_TEXT_OIDS = {25, 1043}  # text, varchar
+# fixed-width PostgreSQL types: OID -> big-endian numpy dtype of the binary value
+_FIXED_OIDS = {
+    16: ">u1",  # boolean
+    20: ">i8",  # bigint
+    21: ">i2",  # smallint
+    23: ">i4",  # integer
+    700: ">f4",  # real
+    701: ">f8",  # double precision
+    1082: ">i4",  # date: days since 2000-01-01
+    1114: ">i8",  # timestamp: microseconds since 2000-01-01 (a tz-aware value is written as UTC)
+    1184: ">i8",  # timestamptz: microseconds since 2000-01-01 UTC (a naive value is taken as UTC)
+}
+
+
+def _copy_frame(cur: Any, copy_sql: str, oids: list[int], frame: Frame) -> None:
+    """Stream ``frame`` through ``copy_sql``: binary tuples when every column type is known, else CSV."""
+    from psycopg.copy import QueuedLibpqWriter
+
+    binary = all(oid in _TEXT_OIDS or oid in _FIXED_OIDS for oid in oids)
+    if not binary:
+        log.info("COPY as CSV: a column type (OIDs %s) has no binary encoder here", oids)
+    # the writer thread sends while this thread encodes the next chunk; its queue holds <= 128 MiB
+    with cur.copy(copy_sql + (" (FORMAT BINARY)" if binary else " (FORMAT CSV)"), writer=QueuedLibpqWriter(cur)) as cp:
+        if binary:
+            cp.write(_PG_SIGNATURE)
+        for batch in _batches(frame, COPY_CHUNK_ROWS):
+            if batch.num_rows:
+                cp.write(_binary_tuples(batch, oids) if binary else _csv_rows(batch))
+        if binary:
+            cp.write(_PG_TRAILER)
+
+
+def _csv_rows(batch: pa.RecordBatch) -> memoryview:
+    """CSV without header: strings quoted, NULL as an unquoted empty field (PostgreSQL's CSV rules)."""
+    import io
+
+    import pyarrow.csv as pacsv
+
+    sink = io.BytesIO()
+    pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
+    return sink.getbuffer()
+
+
+def _binary_tuples(batch: pa.RecordBatch, oids: list[int]) -> memoryview:
+    """The rows of ``batch`` as COPY BINARY tuples: field count, then (int32 length or -1, bytes) per field.
+
+    Built column-wise: runs of fixed-width bytes (field count, lengths, non-null fixed values) are stacked
+    with numpy, then Arrow joins them with the variable-length text fields, row by row, in C++.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = batch.num_rows
+    parts: list[pa.Array] = []
+    run: list[np.ndarray] = [_be_bytes(np.full(n, len(oids)), ">i2")]
+
+    def close_run() -> None:
+        if run:
+            parts.append(_fixed_binary(np.hstack(run)))
+            run.clear()
+
+    for arr, oid in zip(batch.columns, oids, strict=True):
+        if oid in _TEXT_OIDS:
+            text = pc.cast(arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string()), pa.large_binary())
+            run.append(_be_bytes(pc.fill_null(pc.binary_length(text), -1).to_numpy(), ">i4"))
+            close_run()
+            parts.append(text)
+            continue
+        dtype = np.dtype(_FIXED_OIDS[oid])
+        values = _be_bytes(_fixed_values(arr, oid), dtype)
+        if arr.null_count == 0:
+            run += [_be_bytes(np.full(n, dtype.itemsize), ">i4"), values]
+        else:
+            valid = arr.is_valid()
+            run.append(_be_bytes(np.where(valid.to_numpy(zero_copy_only=False), dtype.itemsize, -1), ">i4"))
+            close_run()
+            parts.append(pc.if_else(valid, _fixed_binary(values), pa.scalar(b"", pa.large_binary())))
+    close_run()
+    rows = pc.binary_join_element_wise(
+        *parts, pa.scalar(b"", pa.large_binary()), null_handling="replace", null_replacement=""
+    )
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset : rows.offset + n + 1]
+    return memoryview(rows.buffers()[2])[offsets[0] : offsets[-1]]
+
+
+def _fixed_values(arr: pa.Array, oid: int) -> Any:
+    """Numeric values (nulls as 0) of ``arr`` cast for the PostgreSQL type ``oid``, in its binary units."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if oid == 1082:
+        days = pc.cast(pc.cast(arr, pa.date32()), pa.int32())
+        return pc.fill_null(days, 0).to_numpy() - _PG_EPOCH_DAYS
+    if oid in (1114, 1184):
+        if pa.types.is_timestamp(arr.type):  # to microseconds, truncating nanoseconds like PostgreSQL would round
+            stamps = pc.cast(arr, pa.timestamp("us", arr.type.tz), safe=False)
+        else:
+            stamps = pc.cast(arr, pa.timestamp("us"))
+        return pc.fill_null(pc.cast(stamps, pa.int64()), 0).to_numpy() - _PG_EPOCH_US
+    target = {16: pa.uint8(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 700: pa.float32(), 701: pa.float64()}
+    source = pc.cast(arr, pa.bool_()) if oid == 16 and not pa.types.is_boolean(arr.type) else arr
+    return pc.fill_null(pc.cast(source, target[oid]), 0).to_numpy()
+
+
+def _be_bytes(values: Any, dtype: Any) -> Any:
+    """An (n, itemsize) uint8 view of ``values`` as big-endian ``dtype``."""
+    import numpy as np
+
+    out = np.ascontiguousarray(values, dtype=dtype)
+    return out.view(np.uint8).reshape(len(out), out.dtype.itemsize)
+
+
+def _fixed_binary(block: Any) -> pa.Array:
+    """Rows of an (n, w) uint8 array as a large_binary Arrow array of n values of w bytes."""
+    import numpy as np
+    import pyarrow as pa
+
+    block = np.ascontiguousarray(block)
+    n, width = block.shape
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(block)])
+    return fixed.cast(pa.large_binary())
