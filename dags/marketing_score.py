@@ -1,0 +1,89 @@
+"""
+### marketing_score
+
+Daily batch scoring: who gets which strategy tonight, and what it is expected to bring.
+
+1. **build_features**: `gold/features/ds=<ds>` (point in time; idempotent).
+2. **score**: loads `models:/<name>@champion` (the version is pinned and recorded), predicts
+   conversion and net revenue under every strategy with `mlflow.pyfunc.spark_udf`, prices them
+   with the strategy catalogue (`jobs/scoring/strategies.yaml` or `MSP_STRATEGY_CATALOGUE`), solves
+   the budget- and cap-constrained multiple-choice knapsack (gap to the LP bound logged), applies
+   the random holdout and exploration (every row keeps its propensity and reason), adds
+   co-occurrence recommendations for `email_recommendations`, and writes `gold/assignments/ds=…`.
+3. **publish**: replaces the run date in the warehouse tables `strategy_assignments` and
+   `campaign_forecast` (PostgreSQL: COPY into staging, then one swap transaction).
+
+Runs daily at 05:00 UTC and when a new champion is promoted or features are rebuilt. Rerunning a
+date replaces it everywhere. **Params**: `ds` (default: logical date, or today).
+Code: `jobs/scoring/`; docs/SCORING.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", group="msp-models")
+ASSIGNMENTS = Asset(name="msp.gold.assignments", uri="msp://lake/gold/assignments", group="msp-gold")
+WAREHOUSE = Asset(
+    name="msp.warehouse.strategy_assignments", uri="msp://warehouse/strategy_assignments", group="msp-warehouse"
+)
+
+default_args = {
+    "owner": "data-eng",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=2),
+}
+
+
+@dag(
+    dag_id="marketing_score",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"), assets=CHAMPION),
+    start_date=datetime(2026, 9, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["msp", "score", "spark", "mlflow", "warehouse"],
+    doc_md=__doc__,
+    params={"ds": Param(None, type=["null", "string"], format="date", description="Run date (YYYY-MM-DD).")},
+)
+def marketing_score() -> None:
+    @task
+    def resolve_date(**context) -> str:
+        """Run date from params, else the logical date, else today."""
+        from jobs.pipeline.lake import check_ds
+        from jobs.pipeline.tasks import partition_date
+
+        return check_ds(partition_date(context))
+
+    @task
+    def build_features(run_date: str) -> dict:
+        """gold/features/ds=<run date>."""
+        from jobs.scoring.tasks import features_for
+
+        return features_for(run_date)
+
+    @task(outlets=[ASSIGNMENTS])
+    def score(run_date: str) -> dict:
+        """Champion predictions -> knapsack -> holdout/explore -> recommendations -> gold/assignments."""
+        from jobs.scoring.tasks import score_task
+
+        return score_task(run_date)
+
+    @task(outlets=[WAREHOUSE])
+    def publish(run_date: str) -> dict:
+        """gold/assignments + forecast -> warehouse (replace the run date in one transaction)."""
+        from jobs.scoring.tasks import publish_task
+
+        return publish_task(run_date)
+
+    run_date = resolve_date()
+    build_features(run_date) >> score(run_date) >> publish(run_date)
+
+
+marketing_score()

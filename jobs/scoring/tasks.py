@@ -1,0 +1,50 @@
+"""Task bodies of ``marketing_score`` (also used by the CLI): thin wrappers over jobs.scoring."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from jobs.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+def _fail_on_data_errors(fn, *args, **kwargs):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from jobs.pipeline.lake import PipelineError
+
+    try:
+        return fn(*args, **kwargs)
+    except (PipelineError, ValueError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def features_for(ds: str) -> dict[str, int]:
+    """gold/features for the run date only (training builds it too; rebuilding is idempotent)."""
+    from jobs.features.build import build_features
+    from jobs.spark import get_spark
+
+    settings = get_settings()
+    return _fail_on_data_errors(build_features, get_spark(settings, "msp-features"), settings, [ds])
+
+
+def score_task(ds: str) -> dict[str, Any]:
+    from jobs.scoring.score import score
+    from jobs.spark import get_spark
+
+    settings = get_settings()
+    result = _fail_on_data_errors(score, get_spark(settings, "msp-score"), settings, ds)
+    out = asdict(result)
+    log.info("strategy mix %s", out["mix"])
+    return out
+
+
+def publish_task(ds: str) -> dict[str, int]:
+    from jobs.scoring.score import publish
+    from jobs.spark import get_spark
+
+    settings = get_settings()
+    return _fail_on_data_errors(publish, get_spark(settings, "msp-publish"), settings, ds)
