@@ -1,8 +1,8 @@
 """``msp demo``: the whole pipeline end to end on embedded defaults, stage by stage.
 
 Each stage logs when it starts and what it produced; the summary at the end says where to look.
-Stages now: simulate, marketing_ingest and marketing_train through Airflow. Scoring and
-evaluation join the list as they land.
+Stages now: simulate, then marketing_ingest, marketing_train and marketing_score through Airflow.
+Evaluation (the closed loop) joins the list when it lands.
 """
 
 from __future__ import annotations
@@ -143,10 +143,63 @@ def _train(settings: Settings, report: DemoReport) -> None:
     report.add("")
 
 
+def _score(settings: Settings, report: DemoReport) -> None:
+    from jobs.airflow_local import dags_test, failed_tasks
+    from jobs.simulator.config import SimConfig
+    from jobs.warehouse import Warehouse
+
+    ds = SimConfig(customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS).end.isoformat()
+    run = dags_test(settings, "marketing_score", ds, {"ds": ds})
+    if not run.ok:
+        raise RuntimeError(
+            f"marketing_score ended {run.state} (failed tasks: {failed_tasks(settings, run)}); log: {run.log_path}"
+        )
+    schema = settings.warehouse_schema
+    wh = Warehouse.from_settings(settings)
+    mix = wh.query(
+        f"SELECT strategy, customers, share, model_customers, explore_customers, holdout_customers, "
+        f"expected_cost, expected_incremental_profit FROM {schema}.v_strategy_summary "
+        f"WHERE run_date = DATE '{ds}' ORDER BY customers DESC"
+    )
+    model = wh.query(
+        f"SELECT DISTINCT model_name, model_version FROM {schema}.strategy_assignments WHERE run_date = DATE '{ds}'"
+    )
+    report.add(
+        f"marketing_score (Airflow, run date {ds}): {run.state}; "
+        f"model {model.iloc[0, 0]} v{model.iloc[0, 1]} (@champion)"
+    )
+    report.add(
+        f"  {'strategy':<22} {'customers':>9} {'share':>6} {'model':>6} {'explore':>7} {'holdout':>7} "
+        f"{'cost':>9} {'incr. profit':>12}"
+    )
+    for r in mix.itertuples():
+        report.add(
+            f"  {r.strategy:<22} {r.customers:>9,} {r.share:>6.1%} {r.model_customers:>6,} {r.explore_customers:>7,} "
+            f"{r.holdout_customers:>7,} {r.expected_cost:>9,.2f} {r.expected_incremental_profit:>12,.2f}"
+        )
+    fc = wh.query(
+        f"SELECT strategy, sum(customers) AS customers, sum(expected_incremental_conversions) AS inc, "
+        f"sum(expected_incremental_conversions_lo) AS lo, sum(expected_incremental_conversions_hi) AS hi, "
+        f"sum(expected_incremental_revenue) AS rev, sum(expected_cost) AS cost "
+        f"FROM {schema}.campaign_forecast WHERE run_date = DATE '{ds}' GROUP BY strategy ORDER BY strategy"
+    )
+    report.add("  forecast (campaign_forecast, summed over segments; intervals are per-segment bounds summed):")
+    report.add(f"  {'strategy':<22} {'incr. conversions [95%]':>28} {'incr. revenue':>13} {'cost':>9}")
+    for r in fc.itertuples():
+        report.add(f"  {r.strategy:<22} {r.inc:>10.1f} [{r.lo:>6.1f}, {r.hi:>6.1f}] {r.rev:>13,.2f} {r.cost:>9,.2f}")
+    report.add(f'  warehouse      .venv/bin/msp warehouse query "SELECT * FROM {schema}.v_strategy_summary"')
+    report.add(f'                 .venv/bin/msp warehouse query "SELECT * FROM {schema}.v_latest_assignments LIMIT 10"')
+    report.add(f"  lake           {settings.lake}/gold/assignments/ds={ds}/")
+    report.add(f"  run log        {run.log_path}")
+    report.add("")
+
+
 def _where_to_look(settings: Settings, report: DemoReport) -> None:
     report.add("Where to look:")
     report.add(f"  lake           {settings.lake}/{{landing,bronze,silver,quarantine,gold}}/<table>/ds=YYYY-MM-DD/")
-    report.add("  documentation  docs/ARCHITECTURE.md, docs/SIMULATOR.md, docs/INGESTION.md, docs/MODELS.md")
+    report.add(
+        "  documentation  docs/ARCHITECTURE.md, docs/SIMULATOR.md, docs/INGESTION.md, docs/MODELS.md, docs/SCORING.md"
+    )
     report.add("  UIs            make ui: Airflow http://127.0.0.1:8080 (runs), MLflow http://127.0.0.1:5000 (models)")
     report.add("  settings       .venv/bin/msp config")
     report.add(
@@ -163,6 +216,7 @@ STAGES: list[tuple[str, Callable[[Settings, DemoReport], None]]] = [
     ("simulate the shop (landing zone + ground truth)", _simulate),
     ("marketing_ingest through Airflow: landing -> bronze -> silver + quarantine, GX gate", _ingest),
     ("marketing_train through Airflow: features, XGBoost + Keras uplift models, MLflow registry", _train),
+    ("marketing_score through Airflow: champion predictions, knapsack, recommendations, warehouse", _score),
 ]
 
 
