@@ -209,7 +209,7 @@ class XGBUpliftTLearner(BaseEstimator):
             return data
 
         dtrain = matrix(~valid)
-        evals = [(dtrain, "train")]
+        evals: list[tuple[Any, str]] = []  # only the validation split: a train-set loss is never read
         kwargs: dict[str, Any] = {}
         if valid.any():
             evals.append((matrix(valid), "valid"))

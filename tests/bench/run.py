@@ -24,6 +24,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("bench")
+#: every benchmark, in the order they run and appear in the markdown
+BENCHMARKS = ("simulator", "ingest", "hillstrom", "train_overhead")
+#: the heading that starts each benchmark's markdown section
+SECTION_TITLES = {
+    "simulator": "## Shop simulator",
+    "ingest": "## Ingest + clean of events",
+    "hillstrom": "## Uplift on the Hillstrom e-mail test",
+    "train_overhead": "## Training overhead of the uplift models",
+}
 
 
 @dataclass
@@ -111,7 +120,23 @@ def bench_simulator(customers: int, days: int, products: int, work: Path) -> dic
     return results
 
 
-def render_markdown(results: dict[str, Any]) -> str:
+def markdown_sections(text: str) -> dict[str, str]:
+    """The benchmark sections of a BENCHMARKS.md, by benchmark name (each from its heading to the next)."""
+    sections: dict[str, str] = {}
+    name = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            name = next((n for n, title in SECTION_TITLES.items() if line.startswith(title)), None)
+            if name is not None:
+                sections[name] = ""
+        if name is not None:
+            sections[name] += line + "\n"
+    return sections
+
+
+def render_markdown(results: dict[str, Any], kept: dict[str, str] | None = None) -> str:
+    """The whole BENCHMARKS.md; ``kept`` holds earlier sections (verbatim) of benchmarks without results."""
+    kept = kept or {}
     m = results["machine"]
     lines = [
         "# Benchmarks",
@@ -124,6 +149,13 @@ def render_markdown(results: dict[str, Any]) -> str:
         "absolute times do not.",
         "",
     ]
+    ran = results.get("benchmarks_run", BENCHMARKS)
+    if earlier := [n for n in BENCHMARKS if (n in results or n in kept) and n not in ran]:
+        lines += [
+            f"The last run was partial ({', '.join(ran)}): the sections of {', '.join(earlier)} keep their "
+            "figures from an earlier run, possibly on another machine.",
+            "",
+        ]
     sim = results.get("simulator")
     if sim:
         main = sim["runs"][-1]
@@ -184,7 +216,158 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"**{ing['ratio_spark_to_duckdb']}x** (goal of issue 3: at most {ing['goal_ratio_max']}x): **{verdict}**.",
             "",
         ]
-    return "\n".join(lines) + "\n"
+    lines += hillstrom_markdown(results.get("hillstrom"))
+    lines += train_overhead_markdown(results.get("train_overhead"))
+    text = "\n".join(lines) + "\n"
+    for name in BENCHMARKS:  # sections of benchmarks this run has no figures for, as they were
+        if not results.get(name) and name in kept:
+            text = _insert_section(text, name, kept[name])
+    return text
+
+
+def _insert_section(text: str, name: str, section: str) -> str:
+    """Put ``section`` before the first section of a later benchmark (or at the end)."""
+    later = [SECTION_TITLES[n] for n in BENCHMARKS[BENCHMARKS.index(name) + 1 :]]
+    lines = text.splitlines(keepends=True)
+    at = next((i for i, line in enumerate(lines) if any(line.startswith(t) for t in later)), len(lines))
+    return "".join(lines[:at]) + section.rstrip("\n") + "\n\n" + "".join(lines[at:])
+
+
+def hillstrom_markdown(hs: dict[str, Any] | None) -> list[str]:
+    """The Hillstrom section (see tests/bench/models.py for the protocol)."""
+    if not hs:
+        return []
+    title = SECTION_TITLES["hillstrom"] + " (real data)"
+    if "skipped" in hs:
+        return [title, "", f"Skipped: {hs['skipped']} (see `../shared/datasets/README.md`).", ""]
+    xgb, keras, sp = hs["xgboost"], hs["keras"], hs["splits"]
+    goal = hs["goal_uplift_at_30"]
+
+    def verdict(model: str) -> str:
+        return "met" if hs["goal_met"][model] else "NOT met"
+
+    lines = [
+        title,
+        "",
+        f"Command: `python -m tests.bench.run --only hillstrom` ({hs['seconds']} s). Data: `{hs['csv']}`, "
+        f"{hs['customers']:,} customers, imported with `msp import campaign-log --mapping hillstrom` "
+        "(`import_campaign_log`) into a temporary lake and read back from its `campaign_log` and "
+        "`customer_attributes` Parquet, joined on `customer_id`.",
+        "",
+        f"Protocol of scikit-uplift's pipeline tutorial (`{hs['tutorial']}`): `Womens E-Mail` (treatment) "
+        f"against `No E-Mail` (control), {hs['two_arm_rows']:,} rows, target `visit`; "
+        f"`{hs['split']}` ({hs['train_rows']:,} train / {hs['test_rows']:,} test rows); "
+        f"`{hs['metric']}` on the test half. Features: recency, history, mens, womens, newbie and one-hot "
+        "history_segment, zip_code, channel (the tutorial target-encodes them with CatBoostEncoder).",
+        "",
+        "Models: our XGBoost T-learner (`no_action`, `email_womens`; propensity 0.5) with parameters chosen by "
+        f"cross-validated uplift@30% on the train half only ({hs['cv']}; candidates in "
+        "`tests/bench/models.py`, `XGB_GRID`, on top of `XGB_DEFAULTS`), and our Keras multi-head network "
+        "(`KERAS_DEFAULTS`, `seq_len` 1, empty sequences; not tuned).",
+        "",
+        "| XGBoost candidate | CV uplift@30% (mean ± sd over folds) |",
+        "|---|---:|",
+        *[
+            f"| {name}{' (chosen)' if name == xgb['chosen'] else ''} | {cv['mean']:.4f} ± {cv['sd']:.4f} |"
+            for name, cv in xgb["cv_uplift_at_30"].items()
+        ],
+        "",
+        "| model | uplift@30% (test half) | Qini coefficient | fit s |",
+        "|---|---:|---:|---:|",
+        f"| XGBoost T-learner ({xgb['chosen']}) | **{xgb['uplift_at_30']:.4f}** | {xgb['qini']:.4f} "
+        f"| {xgb['fit_seconds']} |",
+        f"| Keras multi-head ({keras['epochs']} epochs, best {keras['best_epoch']}) | **{keras['uplift_at_30']:.4f}** "
+        f"| {keras['qini']:.4f} | {keras['fit_seconds']} |",
+        f"| baseline: the tutorial (ClassTransformation + XGBClassifier), published "
+        f"| {hs['published_uplift_at_30']:.4f} | | |",
+        "",
+        f"Goal: uplift@30% at least {goal} (published {hs['published_uplift_at_30']}): "
+        f"XGBoost **{verdict('xgboost')}**, Keras **{verdict('keras')}**. One split's figure is one draw: "
+        f"over the splits below, XGBoost's uplift@30% has a standard deviation of {sp['uplift_at_30']['sd']:.4f}.",
+        "",
+        f"Over {len(sp['seeds'])} splits (random_state {sp['seeds'][0]}..{sp['seeds'][-1]}, the same protocol "
+        "including the parameter choice). Three-arm policy: all customers split 50/50 with the same seed, a "
+        "T-learner on `no_action`, `email_mens`, `email_womens` (propensity 1/3, tuned by CV on the train half "
+        "for its policy's IPS value) sends each test customer the arm with the highest predicted visit "
+        "probability; baseline: the best single arm's IPS value on the same test half (picked on that half).",
+        "",
+        "| figure | mean | sd |",
+        "|---|---:|---:|",
+        f"| XGBoost uplift@30% | {sp['uplift_at_30']['mean']:.4f} | {sp['uplift_at_30']['sd']:.4f} |",
+        f"| XGBoost Qini coefficient | {sp['qini']['mean']:.4f} | {sp['qini']['sd']:.4f} |",
+        f"| policy IPS value (visit rate) | {sp['policy_ips']['mean']:.4f} | {sp['policy_ips']['sd']:.4f} |",
+        f"| best single arm IPS value | {sp['best_arm_ips']['mean']:.4f} | {sp['best_arm_ips']['sd']:.4f} |",
+        f"| policy − best single arm | **{sp['difference']['mean']:+.4f}** | {sp['difference']['sd']:.4f} |",
+        "",
+        f"The policy beat the best single arm on {sp['policy_beats_best_arm']} of {len(sp['seeds'])} splits.",
+        "",
+        "| seed | chosen (2 arms) | uplift@30% | Qini | chosen (3 arms) | policy IPS | best arm | best arm IPS "
+        "| difference | policy's arms (none / mens / womens) |",
+        "|---:|---|---:|---:|---|---:|---|---:|---:|---|",
+    ]
+    for r in sp["per_seed"]:
+        share = " / ".join(f"{v:.0%}" for v in r["policy_share"].values())
+        lines.append(
+            f"| {r['seed']} | {r['chosen']} | {r['uplift_at_30']:.4f} | {r['qini']:.4f} | {r['policy_chosen']} "
+            f"| {r['policy_ips']:.4f} | {r['best_arm']} | {r['best_arm_ips']:.4f} | {r['difference']:+.4f} | {share} |"
+        )
+    return [*lines, ""]
+
+
+def train_overhead_markdown(to: dict[str, Any] | None) -> list[str]:
+    """The training-overhead section: our T-learner against bare xgboost.train, and the Keras fit time."""
+    if not to:
+        return []
+    ours, bare, k = to["ours"], to["bare"], to["keras"]
+    verdict = "met" if to["goal_met"] else "NOT met"
+    same = "yes" if to["same_predictions"] else "NO"
+    return [
+        SECTION_TITLES["train_overhead"],
+        "",
+        f"Command: `python -m tests.bench.run --only train_overhead`. Data: synthetic (`tests/bench/models.py`, "
+        f"`synthetic_uplift`), {to['rows']:,} rows x {to['features']} float features, {to['strategies']} strategies "
+        "assigned uniformly (propensity 0.2), binary conversion with heterogeneous effects.",
+        "",
+        f"Subject: `XGBUpliftTLearner.fit` ({to['boosters']} boosters: the shared base, then one correction per "
+        f"strategy on its rows from the base margin; {to['rounds']} rounds each, early stopping never triggers; "
+        "inverse-propensity weights, a stratified 20% validation split evaluated every round). Baseline: bare "
+        "`xgboost.train` with the model's `booster_params()` (and its correction overrides) training the same "
+        "boosters on the same rows from numpy arrays, base margin passed, no evaluation sets. Same trees "
+        f"(first 200 rows' predictions equal within 1e-5): **{same}**. Each side in its own child process, "
+        f"interleaved, {to['repetitions']} repetitions; figures are medians of the fit time.",
+        "",
+        "| side | fit s (median) | fit s per repetition | rows/s | peak RSS MB |",
+        "|---|---:|---:|---:|---:|",
+        f"| ours (`XGBUpliftTLearner.fit`) | {ours['median_seconds']} | {', '.join(map(str, ours['fit_seconds']))} "
+        f"| {ours['rows_per_s']:,} | {ours['peak_rss_mb']:,} |",
+        f"| bare `xgboost.train` | {bare['median_seconds']} | {', '.join(map(str, bare['fit_seconds']))} "
+        f"| {bare['rows_per_s']:,} | {bare['peak_rss_mb']:,} |",
+        "",
+        f"Ratio ours / bare (median fit time over median fit time): **{to['ratio_ours_to_bare']}x** "
+        f"(goal: at most {to['goal_ratio_max']}x): **{verdict}**. Per repetition: "
+        f"{', '.join(f'{r}x' for r in to['paired_ratios'])}; CPU time, which other load on the machine "
+        f"stretches less ({to['threads']} XGBoost thread on each side): {to['cpu_ratio_ours_to_bare']}x "
+        f"({ours['median_cpu_seconds']} s against {bare['median_cpu_seconds']} s).",
+        "",
+        "Where the fit's time goes (one more run of each side under cProfile, seconds):",
+        "",
+        "| phase | ours | bare |",
+        "|---|---:|---:|",
+        *[
+            f"| {phase} | {to['profile']['ours'][phase]} | {to['profile']['bare'][phase]} |"
+            for phase in to["profile"]["ours"]
+            if phase != "fit_seconds"
+        ],
+        f"| whole fit (under cProfile) | {to['profile']['ours']['fit_seconds']} "
+        f"| {to['profile']['bare']['fit_seconds']} |",
+        "",
+        f"Keras (`KerasMultiHeadUplift.fit`, `KERAS_DEFAULTS`): {k['rows']:,} rows x {k['features']} features, "
+        f"sequences of up to {k['seq_len']} tokens, {to['strategies']} strategies: {k['fit_seconds']} s for "
+        f"{k['epochs']} epochs (early stopping, at most {k['max_epochs']}; {k['seconds_per_epoch']} s per epoch), "
+        f"peak RSS {k['peak_rss_mb']:,} MB. Goal: under {k['goal_seconds_max']:.0f} s on CPU: "
+        f"**{'met' if k['goal_met'] else 'NOT met'}**.",
+        "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,15 +375,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, not the figures")
     parser.add_argument("--results", type=Path, default=ROOT / "var/bench/results.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs/BENCHMARKS.md")
-    parser.add_argument("--only", help="comma-separated benchmarks to run (simulator, ingest); default all")
+    parser.add_argument("--only", help=f"comma-separated benchmarks to run ({', '.join(BENCHMARKS)}); default all")
     args = parser.parse_args(argv)
+    only = {name.strip() for name in args.only.split(",") if name.strip()} if args.only else set(BENCHMARKS)
+    if unknown := sorted(only - set(BENCHMARKS)):
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s", datefmt="%H:%M:%S")
     customers, days, products = (2_000, 10, 100) if args.quick else (100_000, 90, 2_000)
     results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    kept: dict[str, str] = {}
     if args.only and args.results.exists():  # a partial run keeps the other benchmarks' last figures
         previous = json.loads(args.results.read_text())
-        results.update({k: v for k, v in previous.items() if k in {"simulator", "ingest"}})
-    only = set(args.only.split(",")) if args.only else {"simulator", "ingest"}
+        results.update({k: v for k, v in previous.items() if k in BENCHMARKS and k not in only})
+    elif args.only and args.markdown.exists():  # no results.json: keep the other sections of the markdown
+        kept = {k: v for k, v in markdown_sections(args.markdown.read_text()).items() if k not in only}
     with tempfile.TemporaryDirectory(prefix="msp-bench-") as tmp:
         if "simulator" in only:
             results["simulator"] = bench_simulator(customers, days, products, Path(tmp))
@@ -209,11 +397,20 @@ def main(argv: list[str] | None = None) -> int:
 
             ingest_size = (3_000, 10) if args.quick else (250_000, 90)
             results["ingest"] = bench_ingest(Path(tmp), *ingest_size)
+        if "hillstrom" in only:
+            from tests.bench.models import bench_hillstrom
+
+            results["hillstrom"] = bench_hillstrom(Path(tmp), quick=args.quick)
+        if "train_overhead" in only:
+            from tests.bench.models import bench_train_overhead
+
+            results["train_overhead"] = bench_train_overhead(Path(tmp), quick=args.quick)
+    results["benchmarks_run"] = [name for name in BENCHMARKS if name in only]
     results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2) + "\n")
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(render_markdown(results))
+    args.markdown.write_text(render_markdown(results, kept))
     log.info("wrote %s and %s", args.results, args.markdown)
     return 0
 

@@ -1,16 +1,36 @@
-"""The benchmark harness runs end to end at tiny sizes (figures come from `make bench`, not from here)."""
+"""The benchmark harness runs end to end at tiny sizes (figures come from `make bench`, not from here).
+
+The data benchmarks run first (in process); the model benchmarks then run as a partial run on top of
+their results, through the command line, so every benchmark runs once and the partial run's merge
+(other benchmarks' figures kept) is checked too.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.bench.run import main
+import pytest
+
+from tests.bench.run import BENCHMARKS, SECTION_TITLES, main, markdown_sections, render_markdown
+from tests.conftest import DATASETS, ROOT
 
 
-def test_bench_quick_writes_results_and_markdown(tmp_path: Path) -> None:
-    results, markdown = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
-    assert main(["--quick", "--results", str(results), "--markdown", str(markdown)]) == 0
+@pytest.fixture(scope="module")
+def data_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``--quick --only simulator,ingest``: (results.json, BENCHMARKS.md)."""
+    folder = tmp_path_factory.mktemp("bench")
+    results, markdown = folder / "results.json", folder / "BENCHMARKS.md"
+    args = ["--quick", "--only", "simulator,ingest", "--results", str(results), "--markdown", str(markdown)]
+    assert main(args) == 0
+    return results, markdown
+
+
+def test_bench_quick_writes_results_and_markdown(data_run: tuple[Path, Path]) -> None:
+    results, markdown = data_run
     data = json.loads(results.read_text())
     runs = data["simulator"]["runs"]
     assert [r["customers"] for r in runs] == [1_000, 2_000]
@@ -21,3 +41,47 @@ def test_bench_quick_writes_results_and_markdown(tmp_path: Path) -> None:
     text = markdown.read_text()
     assert "## Shop simulator" in text and "| 2,000 |" in text
     assert "## Ingest + clean of events" in text
+
+
+def test_bench_quick_model_benchmarks_add_their_sections(data_run: tuple[Path, Path], tmp_path: Path) -> None:
+    results, markdown = tmp_path / "results.json", tmp_path / "B.md"
+    shutil.copy(data_run[0], results)
+    shutil.copy(data_run[1], markdown)
+    before = json.loads(results.read_text())
+    command = [sys.executable, "-m", "tests.bench.run", "--quick", "--only", "hillstrom,train_overhead"]
+    proc = subprocess.run(
+        [*command, "--results", str(results), "--markdown", str(markdown)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(results.read_text())
+    assert data["simulator"] == before["simulator"] and data["ingest"] == before["ingest"], "a partial run keeps them"
+
+    overhead = data["train_overhead"]
+    assert overhead["rows"] == 20_000 and overhead["rounds"] == 20
+    assert overhead["ours"]["rounds_run"] == overhead["bare"]["rounds_run"] == [20] * 6, "same number of rounds"
+    assert overhead["ratio_ours_to_bare"] > 0
+    assert overhead["ours"]["peak_rss_mb"] > 0 and overhead["bare"]["rows_per_s"] > 0
+    assert set(overhead["profile"]) == {"ours", "bare"}
+    assert overhead["keras"]["epochs"] >= 1 and overhead["keras"]["fit_seconds"] > 0
+
+    hillstrom = data["hillstrom"]
+    if DATASETS.is_dir():
+        assert (hillstrom["customers"], hillstrom["two_arm_rows"]) == (64_000, 42_693)
+        assert hillstrom["xgboost"]["chosen"] in hillstrom["grid"]
+        assert -1 < hillstrom["xgboost"]["uplift_at_30"] < 1 and -1 < hillstrom["keras"]["qini"] < 1
+        assert len(hillstrom["splits"]["per_seed"]) == 2
+    else:
+        assert "skipped" in hillstrom
+
+    text = markdown.read_text()
+    assert [name for name in BENCHMARKS if SECTION_TITLES[name] in text] == list(BENCHMARKS)
+    assert "Ratio ours / bare" in text and "Keras (`KerasMultiHeadUplift.fit`" in text
+    # without a results.json, a partial run keeps the other sections of the markdown as they were
+    sections = markdown_sections(text)
+    rebuilt = render_markdown({"machine": data["machine"], "finished_at": data["finished_at"]}, sections)
+    assert markdown_sections(rebuilt) == sections
