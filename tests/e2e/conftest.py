@@ -1,0 +1,43 @@
+"""Shared end-to-end fixtures: one simulated shop, ingested and trained once for the score and train tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jobs.airflow_local import dags_test, failed_tasks
+from jobs.pipeline.run import clean_step, ingest_step
+from jobs.settings import Settings
+from jobs.simulator.config import SimConfig
+from jobs.simulator.engine import simulate
+from jobs.training.train import configure_mlflow
+
+# the demo's size: four campaigns (days 7, 21, 35, 49) of about 9,000 customers each
+CFG = SimConfig(seed=5, customers=20_000, products=400, days=60)
+START, END = CFG.start.isoformat(), CFG.end.isoformat()
+TABLES = ("customers", "products", "events", "orders", "campaign_log")
+
+
+@pytest.fixture(scope="package")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    home = tmp_path_factory.mktemp("train")
+    saved = {k: os.environ.get(k) for k in ("MSP_HOME", "MSP_TUNING_BUDGET_S")}
+    os.environ["MSP_HOME"] = str(home)
+    os.environ["MSP_TUNING_BUDGET_S"] = "15"
+    settings = Settings(home=home, tuning_budget_s=15)
+    try:
+        simulate(CFG, settings.landing, settings.truth)
+        for table in TABLES:  # ingestion has its own end-to-end test; here only its output matters
+            ingest_step(settings, table, END, START)
+            clean_step(settings, table, END, START)
+        run = dags_test(settings, "marketing_train", END, {"ds": END})
+        assert run.ok, f"DAG run {run.state}, failed tasks {failed_tasks(settings, run)}; see {run.log_path}"
+        configure_mlflow(settings)
+        yield {"settings": settings, "run": run}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
