@@ -46,6 +46,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
             "MSP_HOME": str(settings.home),
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            # `airflow standalone` starts its components as `airflow ...` from PATH: the venv's first
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         }
     )
     return env

@@ -20,7 +20,7 @@ def test_both_uis_serve_on_loopback_and_stop(tmp_path):
     airflow_port, mlflow_port = free_port(), free_port()
     procs = start(settings, airflow_port, mlflow_port)
     try:
-        healthy = wait_healthy(procs, timeout_s=300)
+        healthy = wait_healthy(procs, timeout_s=240)
         logs = {p.name: p.log_path.read_text(errors="replace")[-3000:] for p in procs}
         assert healthy == {"airflow": True, "mlflow": True}, logs
         search = f"http://{HOST}:{mlflow_port}/ajax-api/2.0/mlflow/experiments/search?max_results=5"
