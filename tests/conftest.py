@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -68,29 +66,6 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
 
 
 # The test PostgreSQL: a fresh database per session on the local cluster (override with MSP_TEST_POSTGRES_URL).
-POSTGRES_ADMIN_URL = os.environ.get("MSP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _postgres_answers(url: str) -> bool:
-    import psycopg
-
-    try:
-        psycopg.connect(url, connect_timeout=3).close()
-    except psycopg.OperationalError:
-        return False
-    return True
-
-
-def _start_local_postgres() -> None:
-    """``pg_ctlcluster <version> main start`` for each installed version (the machine's own cluster)."""
-    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").is_dir() else []
-    for version in versions:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
-            check=False,
-            capture_output=True,
-            timeout=60,
-        )
 
 
 @pytest.fixture(scope="session")
@@ -101,12 +76,9 @@ def postgres_url() -> Iterator[str]:
     """
     import psycopg
 
-    if not _postgres_answers(POSTGRES_ADMIN_URL):
-        _start_local_postgres()
-        deadline = time.monotonic() + 30
-        while not _postgres_answers(POSTGRES_ADMIN_URL) and time.monotonic() < deadline:
-            time.sleep(0.5)
-    if not _postgres_answers(POSTGRES_ADMIN_URL):
+    from tests.support.postgres import POSTGRES_ADMIN_URL, ensure_postgres
+
+    if not ensure_postgres(POSTGRES_ADMIN_URL):
         message = f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL} (and pg_ctlcluster could not start it)"
         if os.environ.get("CI"):
             pytest.fail(message)

@@ -22,16 +22,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# the PostgreSQL cluster the warehouse benchmark creates (and drops) a database in, as the tests do
+from tests.support.postgres import POSTGRES_ADMIN_URL
+
 ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("bench")
 #: every benchmark, in the order they run and appear in the markdown
-BENCHMARKS = ("simulator", "ingest", "hillstrom", "train_overhead")
+BENCHMARKS = ("simulator", "ingest", "hillstrom", "train_overhead", "scoring", "warehouse")
 #: the heading that starts each benchmark's markdown section
 SECTION_TITLES = {
     "simulator": "## Shop simulator",
     "ingest": "## Ingest + clean of events",
     "hillstrom": "## Uplift on the Hillstrom e-mail test",
     "train_overhead": "## Training overhead of the uplift models",
+    "scoring": "## Batch scoring (`score` + `publish`)",
+    "warehouse": "## Warehouse writes on PostgreSQL",
 }
 
 
@@ -118,6 +123,41 @@ def bench_simulator(customers: int, days: int, products: int, work: Path) -> dic
     results["goal"] = {"seconds_max": 60, "peak_rss_mb_max": 2048}
     results["goal_met"] = main["seconds"] < 60 and main["peak_rss_mb"] < 2048
     return results
+
+
+def ensure_postgres(admin_url: str = POSTGRES_ADMIN_URL) -> None:
+    """Make sure PostgreSQL answers at ``admin_url`` (starting the machine's cluster like the tests do), or raise."""
+    from tests.support.postgres import ensure_postgres as start
+
+    if not start(admin_url):
+        raise RuntimeError(
+            f"PostgreSQL does not answer at {admin_url} (and pg_ctlcluster could not start it); the warehouse "
+            "benchmark needs it (`make postgres`, or set MSP_TEST_POSTGRES_URL to an admin URL)"
+        )
+
+
+def bench_warehouse(rows: int, admin_url: str = POSTGRES_ADMIN_URL) -> dict[str, Any]:
+    """``bench_copy_vs_executemany`` in a fresh database (created here, dropped afterwards)."""
+    import secrets
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from tests.bench.warehouse import bench_copy_vs_executemany
+
+    ensure_postgres(admin_url)
+    name = f"msp_bench_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+        server = con.execute("SHOW server_version").fetchone()[0]
+    parts = urlsplit(admin_url)
+    try:
+        log.info("warehouse: COPY + swap against executemany, %d rows", rows)
+        result = bench_copy_vs_executemany(urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", "")), rows)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return {**result, "postgres_version": server}
 
 
 def markdown_sections(text: str) -> dict[str, str]:
@@ -218,6 +258,8 @@ def render_markdown(results: dict[str, Any], kept: dict[str, str] | None = None)
         ]
     lines += hillstrom_markdown(results.get("hillstrom"))
     lines += train_overhead_markdown(results.get("train_overhead"))
+    lines += scoring_markdown(results.get("scoring"))
+    lines += warehouse_markdown(results.get("warehouse"))
     text = "\n".join(lines) + "\n"
     for name in BENCHMARKS:  # sections of benchmarks this run has no figures for, as they were
         if not results.get(name) and name in kept:
@@ -370,6 +412,167 @@ def train_overhead_markdown(to: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def scoring_markdown(sc: dict[str, Any] | None) -> list[str]:
+    """The batch scoring section (see tests/bench/scoring.py for the protocol)."""
+    if not sc:
+        return []
+    goal_mb = sc["goal"]["peak_driver_mb_max"]
+    runs = sc["runs"]
+    done = [r for r in runs if "failed" not in r]
+    k = done[0]["strategies"] if done else "the catalogue's"
+    lines = [
+        SECTION_TITLES["scoring"],
+        "",
+        f"Command: `python -m tests.bench.run --only scoring` (`tests/bench/scoring.py`). Data: the demo's "
+        f"`gold/features/ds={sc['ds']}` ({sc['source_customers']:,} customers; needs `make demo`) replicated to "
+        "N customers with new ids, so every feature keeps its distribution; the demo's champion "
+        f"`msp_uplift_xgboost@champion`; the shipped strategy catalogue ({k} strategies, fixed budget). "
+        f"Recommendations read the demo's silver events: at most {sc['source_customers']:,} customers have a "
+        "history there, the others get the popular-products fallback.",
+        "",
+        f"Subject: `score` + `publish` (DuckDB warehouse) in a child process, Spark `{sc['spark_master']}`, "
+        f"`MSP_SPARK_DRIVER_MEMORY={sc['driver_memory']}`. Peak driver memory: VmHWM of the Python driver plus "
+        "VmHWM of its JVM, read at the end of the run; PySpark's Python workers (the model's UDF) apart; and the "
+        f"resident set of the whole process tree at once, sampled every {sc['sample_seconds']} s. Baseline: the "
+        "same model through `mlflow.pyfunc.load_model` over the same rows in one process, in chunks of "
+        f"{sc['baseline_chunk']:,} (pyarrow read, `FeatureSpec.flatten`, predict): no Spark, optimiser or writes. "
+        "Scored rows/s: customers x strategies over the time of `score`; assignment rows/s: rows written by "
+        "`publish` over its time; ratio: score + publish over the baseline's pass.",
+        "",
+        "| customers | score s | publish s | score + publish s | scored rows/s | assignment rows/s | baseline s "
+        "| ratio | CPU s (subject / baseline) | other processes' CPU |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        if "failed" in r:
+            reason = r["failed"].splitlines()[0].replace("|", "/")
+            lines.append(f"| {r['customers']:,} | **failed**: {reason} | | | | | | | | |")
+            continue
+        b = r["baseline"]
+        lines.append(
+            f"| {r['customers']:,} | {r['score_seconds']} | {r['publish_seconds']} | {r['total_seconds']} "
+            f"| {r['scored_rows_per_s']:,} | {r['assignment_rows_per_s']:,} | {b['pass_seconds']} "
+            f"| {r['ratio_to_baseline']}x | {r['cpu_seconds']} / {b['cpu_seconds']} "
+            f"| {r['other_cpu_seconds']} s ({r['other_cpu_share']:.0%}) |"
+        )
+    lines += [
+        "",
+        "CPU s: user + system seconds of the whole child process tree (Spark start and imports included; the "
+        "baseline's with its model load). Other processes' CPU: what the rest of the machine used while the "
+        f"subject ran (share of its {sc.get('cores', '?')} cores over that time; such work stretches the wall times).",
+        "",
+        "| customers | driver peak MB (Python + JVM) | peak by the end of `score` | Python driver | JVM "
+        "| Python workers alive at the end | sampled whole tree MB | baseline peak MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in done:
+        lines.append(
+            f"| {r['customers']:,} | **{r['peak_driver_mb']:,}** | {r['peak_driver_mb_after_score']:,} "
+            f"| {r['peak_python_driver_mb']:,} (by the end of score {r['peak_python_driver_mb_after_score']:,}) "
+            f"| {r['peak_jvm_mb']:,} | {r['peak_python_workers_mb']:,} | {r['sampled_tree_peak_mb']:,} "
+            f"| {r['baseline']['peak_rss_mb']:,} |"
+        )
+    if done:
+        strategies = list(done[0]["mix"])
+        lines += [
+            "",
+            "Assignments per strategy (the catalogue's budget is fixed, so the mix, and with it the number of "
+            "customers the recommendation job serves, changes with the size):",
+            "",
+            "| customers | " + " | ".join(strategies) + " | spent / budget |",
+            "|---:|" + "---:|" * (len(strategies) + 1),
+            *[
+                f"| {r['customers']:,} | "
+                + " | ".join(f"{r['mix'].get(s, 0):,}" for s in strategies)
+                + f" | {r['spent']:,.0f} / {r['budget']:,.0f} |"
+                for r in done
+            ],
+        ]
+    lines.append("")
+    if se := sc.get("scaling_exponent"):
+        lines += [
+            f"Scaling exponent of score + publish time against customers, {se['from']:,} -> {se['to']:,}: "
+            f"{se['total']} (baseline: {se['baseline']}; 1.0 = linear). The sizes are not the same work scaled: "
+            "the recommendation job's work follows the number of `email_recommendations` customers (table "
+            "above), which the fixed budget sets, not the number of customers.",
+            "",
+        ]
+    if done:
+        lines += [
+            "Where the time goes (seconds; the Spark session's start is not part of `score`):",
+            "",
+            "| phase | " + " | ".join(f"{r['customers']:,}" for r in done) + " |",
+            "|---|" + "---:|" * len(done),
+            "| Spark session start | " + " | ".join(str(r["spark_start_seconds"]) for r in done) + " |",
+            *[
+                f"| {phase} | " + " | ".join(str(r["phases"][phase]) for r in done) + " |"
+                for phase in done[0]["phases"]
+            ],
+            "| baseline: read + flatten | "
+            + " | ".join(str(r["baseline"]["read_flatten_seconds"]) for r in done)
+            + " |",
+            "| baseline: predict | " + " | ".join(str(r["baseline"]["predict_seconds"]) for r in done) + " |",
+            "",
+            "Same predictions (mean `p_convert` of the control in the subject's assignments equals the "
+            f"baseline's): **{'yes' if all(r['same_predictions'] for r in done) else 'NO'}**.",
+            "",
+        ]
+    largest = runs[-1]
+    if "failed" in largest:
+        detail = f"the run at {largest['customers']:,} customers failed"
+    else:
+        detail = (
+            f"{largest['peak_driver_mb']:,} MB at {largest['customers']:,} customers = "
+            f"{largest['peak_driver_mb'] / goal_mb:.2f} of the budget"
+        )
+    lines += [
+        f"Goal (issue 5): peak driver memory at {sc['sizes'][-1]:,} customers under {goal_mb:,} MB "
+        f"(no full collect to the driver): **{'met' if sc['goal_met'] else 'NOT met'}** ({detail}).",
+        "",
+    ]
+    return lines
+
+
+def warehouse_markdown(wh: dict[str, Any] | None) -> list[str]:
+    """The warehouse write section: ``Warehouse.replace`` (COPY + swap) against executemany on PostgreSQL."""
+    if not wh:
+        return []
+    goal = wh["goal"]
+    rate_met = wh["copy_rows_per_s"] >= goal["copy_rows_per_s_min"]
+    ratio_met = wh["ratio"] >= goal["ratio_min"]
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "NOT met"
+
+    return [
+        SECTION_TITLES["warehouse"],
+        "",
+        f"Command: `python -m tests.bench.run --only warehouse` (`tests/bench/warehouse.py`, "
+        f"`bench_copy_vs_executemany`) against a fresh database on PostgreSQL {wh.get('postgres_version', '')}. "
+        f"Data: {wh['rows']:,} synthetic `strategy_assignments` rows of one run date.",
+        "",
+        "Subject: `Warehouse.replace` (binary COPY into a staging table, then the swap of the run date in one "
+        "transaction), first write and rerun of the same date. Baseline: psycopg 3's `executemany` INSERT "
+        f"({wh['note']}). Ceiling: a server-only `INSERT ... SELECT` of the same rows (the swap step alone).",
+        "",
+        "| path | rows | seconds | rows/s |",
+        "|---|---:|---:|---:|",
+        f"| `Warehouse.replace`, first write | {wh['rows']:,} | {wh['copy_seconds']} | {wh['copy_rows_per_s']:,} |",
+        f"| `Warehouse.replace`, rerun | {wh['rows']:,} | {wh['copy_rerun_seconds']} "
+        f"| {wh['copy_rerun_rows_per_s']:,} |",
+        f"| executemany INSERT | {wh['executemany_rows']:,} | {wh['executemany_seconds']} "
+        f"| {wh['executemany_rows_per_s']:,} |",
+        f"| server-only INSERT ... SELECT | {wh['rows']:,} | {wh['swap_only_seconds']} "
+        f"| {wh['swap_only_rows_per_s']:,} |",
+        "",
+        f"Ratio COPY path / executemany: **{wh['ratio']}x** (at most {wh['ratio_ceiling_of_the_swap']}x is "
+        f"reachable while the swap costs what the server-only INSERT ... SELECT does).",
+        f"Goals: COPY path at least {goal['copy_rows_per_s_min']:,} rows/s: **{verdict(rate_met)}**; at least "
+        f"{goal['ratio_min']}x executemany: **{verdict(ratio_met)}**; both: **{verdict(wh['goal_met'])}**.",
+        "",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, not the figures")
@@ -381,6 +584,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := sorted(only - set(BENCHMARKS)):
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s", datefmt="%H:%M:%S")
+    try:  # what the scoring and warehouse benchmarks need, checked before anything runs
+        if "scoring" in only:
+            from tests.bench.scoring import demo_state
+
+            demo_state(ROOT / "var")
+        if "warehouse" in only:
+            ensure_postgres()
+    except RuntimeError as exc:
+        parser.error(str(exc))
     customers, days, products = (2_000, 10, 100) if args.quick else (100_000, 90, 2_000)
     results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     kept: dict[str, str] = {}
@@ -405,6 +617,12 @@ def main(argv: list[str] | None = None) -> int:
             from tests.bench.models import bench_train_overhead
 
             results["train_overhead"] = bench_train_overhead(Path(tmp), quick=args.quick)
+        if "scoring" in only:
+            from tests.bench.scoring import bench_scoring
+
+            results["scoring"] = bench_scoring(Path(tmp), quick=args.quick)
+        if "warehouse" in only:
+            results["warehouse"] = bench_warehouse(20_000 if args.quick else 1_000_000)
     results["benchmarks_run"] = [name for name in BENCHMARKS if name in only]
     results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     args.results.parent.mkdir(parents=True, exist_ok=True)

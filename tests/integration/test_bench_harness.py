@@ -1,13 +1,16 @@
 """The benchmark harness runs end to end at tiny sizes (figures come from `make bench`, not from here).
 
-The data benchmarks run first (in process); the model benchmarks then run as a partial run on top of
-their results, through the command line, so every benchmark runs once and the partial run's merge
-(other benchmarks' figures kept) is checked too.
+The data benchmarks run first (in process); the model, scoring and warehouse benchmarks then run as a
+partial run on top of their results, through the command line, so every benchmark runs once and the
+partial run's merge (other benchmarks' figures kept) is checked too. Scoring needs the demo state
+(`make demo`) and is left out without it (the refusal is checked instead); the warehouse benchmark needs
+PostgreSQL and is left out without it, except in CI.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,8 +18,27 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.run import BENCHMARKS, SECTION_TITLES, main, markdown_sections, render_markdown
+from tests.bench.run import BENCHMARKS, SECTION_TITLES, ensure_postgres, main, markdown_sections, render_markdown
+from tests.bench.scoring import DemoStateMissing, demo_state
 from tests.conftest import DATASETS, ROOT
+
+
+def _demo_state_present() -> bool:
+    try:
+        demo_state(ROOT / "var")
+    except DemoStateMissing:
+        return False
+    return True
+
+
+def _postgres_present() -> bool:
+    try:
+        ensure_postgres()
+    except RuntimeError:
+        if os.environ.get("CI"):
+            raise
+        return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +70,16 @@ def test_bench_quick_model_benchmarks_add_their_sections(data_run: tuple[Path, P
     shutil.copy(data_run[0], results)
     shutil.copy(data_run[1], markdown)
     before = json.loads(results.read_text())
-    command = [sys.executable, "-m", "tests.bench.run", "--quick", "--only", "hillstrom,train_overhead"]
+    only = ["hillstrom", "train_overhead"]
+    only += ["scoring"] if _demo_state_present() else []
+    only += ["warehouse"] if _postgres_present() else []
+    command = [sys.executable, "-m", "tests.bench.run", "--quick", "--only", ",".join(only)]
     proc = subprocess.run(
         [*command, "--results", str(results), "--markdown", str(markdown)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -78,10 +103,28 @@ def test_bench_quick_model_benchmarks_add_their_sections(data_run: tuple[Path, P
     else:
         assert "skipped" in hillstrom
 
+    if "scoring" in only:  # quick: one size, 5,000 customers, against the bare pyfunc pass
+        (run,) = data["scoring"]["runs"]
+        assert "failed" not in run, run.get("failed")
+        assert run["customers"] == run["assignments"] == 5_000 and run["strategies"] >= 2
+        assert run["same_predictions"], run["mean_p_convert_control"]
+        assert run["peak_python_driver_mb"] > 0 and run["peak_jvm_mb"] > 0 and run["sampled_tree_peak_mb"] > 0
+        assert run["scored_rows_per_s"] > 0 and run["baseline"]["pass_seconds"] > 0 and run["ratio_to_baseline"] > 0
+    if "warehouse" in only:
+        warehouse = data["warehouse"]
+        assert warehouse["rows"] == warehouse["executemany_rows"] == 20_000, "quick: every row timed on both paths"
+        assert warehouse["copy_rows_per_s"] > 0 and warehouse["ratio"] > 0 and isinstance(warehouse["goal_met"], bool)
+
     text = markdown.read_text()
-    assert [name for name in BENCHMARKS if SECTION_TITLES[name] in text] == list(BENCHMARKS)
+    expected = [name for name in BENCHMARKS if name in {"simulator", "ingest", *only}]
+    assert [name for name in BENCHMARKS if SECTION_TITLES[name] in text] == expected
     assert "Ratio ours / bare" in text and "Keras (`KerasMultiHeadUplift.fit`" in text
     # without a results.json, a partial run keeps the other sections of the markdown as they were
     sections = markdown_sections(text)
     rebuilt = render_markdown({"machine": data["machine"], "finished_at": data["finished_at"]}, sections)
     assert markdown_sections(rebuilt) == sections
+
+
+def test_bench_scoring_without_demo_state_says_to_run_make_demo(tmp_path: Path) -> None:
+    with pytest.raises(DemoStateMissing, match="run `make demo` first"):
+        demo_state(tmp_path / "var")
