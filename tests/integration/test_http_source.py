@@ -546,7 +546,8 @@ def test_cli_pull_http(msp_home: Path, monkeypatch: pytest.MonkeyPatch, api: Sho
 
     result = runner.invoke(app, ["pull", "http", "--table", "nope", "--ds", served.ds, "--url", api.base_url])
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: ") and "404" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]  # besides log lines
+    assert len(errors) == 1 and "404" in errors[0]
 
     result = runner.invoke(app, ["pull", "http", "--table", TABLE, "--ds", served.ds])
     assert result.exit_code == 2 and "MSP_HTTP_BASE_URL" in result.stderr

@@ -458,7 +458,8 @@ def test_cli_errors_exit_2_with_the_message_on_stderr(tmp_path: Path) -> None:
         cli(), ["import", "campaign-log", str(src), "-m", str(mapping_file(tmp_path)), "-o", str(tmp_path)]
     )
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {src}: 1 row breaks the mapping:\n  line 3: strategy (arm): 'sms'")
+    # stderr also carries the CLI's log lines; the error is its own line
+    assert f"\nerror: {src}: 1 row breaks the mapping:\n  line 3: strategy (arm): 'sms'" in "\n" + result.stderr
     result = runner.invoke(cli(), ["import", "campaign-log", str(src), "-m", "no_such_mapping"])
     assert result.exit_code == 2
     assert "error: 'no_such_mapping' is neither a mapping file nor a shipped mapping (shipped: " in result.stderr
