@@ -7,19 +7,9 @@ from dataclasses import asdict
 from typing import Any
 
 from jobs.settings import get_settings
+from jobs.training.tasks import fail_on_data_errors
 
 log = logging.getLogger(__name__)
-
-
-def _fail_on_data_errors(fn, *args, **kwargs):
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from jobs.pipeline.lake import PipelineError
-
-    try:
-        return fn(*args, **kwargs)
-    except (PipelineError, ValueError) as exc:
-        raise AirflowFailException(str(exc)) from exc
 
 
 def features_for(ds: str) -> dict[str, int]:
@@ -28,7 +18,7 @@ def features_for(ds: str) -> dict[str, int]:
     from jobs.spark import get_spark
 
     settings = get_settings()
-    return _fail_on_data_errors(build_features, get_spark(settings, "msp-features"), settings, [ds])
+    return fail_on_data_errors(build_features, get_spark(settings, "msp-features"), settings, [ds])
 
 
 def score_task(ds: str) -> dict[str, Any]:
@@ -36,7 +26,7 @@ def score_task(ds: str) -> dict[str, Any]:
     from jobs.spark import get_spark
 
     settings = get_settings()
-    result = _fail_on_data_errors(score, get_spark(settings, "msp-score"), settings, ds)
+    result = fail_on_data_errors(score, get_spark(settings, "msp-score"), settings, ds)
     out = asdict(result)
     log.info("strategy mix %s", out["mix"])
     return out
@@ -47,4 +37,4 @@ def publish_task(ds: str) -> dict[str, int]:
     from jobs.spark import get_spark
 
     settings = get_settings()
-    return _fail_on_data_errors(publish, get_spark(settings, "msp-publish"), settings, ds)
+    return fail_on_data_errors(publish, get_spark(settings, "msp-publish"), settings, ds)

@@ -11,7 +11,7 @@ from jobs.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-def _fail_on_data_errors(fn, *args, **kwargs):
+def fail_on_data_errors(fn, *args, **kwargs):
     """Data problems (missing inputs, empty training sets) fail at once: a retry cannot fix them."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -52,20 +52,20 @@ def parse_params(value: Any) -> dict[str, Any]:
 
 
 def build_features_task(ds: str) -> dict[str, int]:
-    return _fail_on_data_errors(features_step, get_settings(), ds)
+    return fail_on_data_errors(features_step, get_settings(), ds)
 
 
 def build_training_set_task(ds: str) -> dict[str, int]:
-    return _fail_on_data_errors(training_set_step, get_settings(), ds)
+    return fail_on_data_errors(training_set_step, get_settings(), ds)
 
 
 def train_task(kind: str, ds: str, params: Any = None, tune: bool | None = None) -> dict[str, Any]:
     from jobs.training.train import train
 
-    return _fail_on_data_errors(train, get_settings(), kind, ds, parse_params(params), tune)
+    return fail_on_data_errors(train, get_settings(), kind, ds, parse_params(params), tune)
 
 
 def promote_task(ds: str) -> dict[str, Any]:
     from jobs.training.registry import evaluate_and_promote
 
-    return _fail_on_data_errors(evaluate_and_promote, get_settings(), ds)
+    return fail_on_data_errors(evaluate_and_promote, get_settings(), ds)
