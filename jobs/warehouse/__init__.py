@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import struct
 import time
@@ -48,11 +49,27 @@ FAULT_BEFORE_SWAP = "warehouse_before_swap"
 _STAGE = "_msp_stage"
 
 
+DIALECTS = ("duckdb", "postgres")
+
+
 def migrations() -> list[tuple[str, str]]:
-    """(version, SQL) of every migration shipped in the package, in order."""
+    """(version, SQL) of every migration shipped in the package, in order.
+
+    ``NNNN_name.sql`` runs on every engine; ``NNNN_name.<dialect>.sql`` (dialect ``postgres`` or
+    ``duckdb``) only on that engine, and the other engines record its version without running it,
+    so every warehouse lists the same versions. The version is the name without the suffixes.
+    """
     folder = resources.files("jobs.warehouse") / "migrations"
     files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
     return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
+
+
+def split_version(name: str) -> tuple[str, str | None]:
+    """``("0003_x", "postgres")`` for ``0003_x.postgres``; ``(name, None)`` for an engine-neutral migration."""
+    stem, _, dialect = name.rpartition(".")
+    if stem and dialect in DIALECTS:
+        return stem, dialect
+    return name, None
 
 
 @dataclass
@@ -104,13 +121,15 @@ class Warehouse:
             con.commit()
             cur.execute(f"SELECT version FROM {self.schema}.schema_migrations")
             done = {r[0] for r in cur.fetchall()}
-            for version, sql in migrations():
+            for name, sql in migrations():
+                version, dialect = split_version(name)
                 if version in done:
                     continue
                 if self.kind == "duckdb":
                     cur.execute("BEGIN TRANSACTION")
-                for statement in _statements(sql.format(schema=self.schema)):
-                    cur.execute(statement)
+                if dialect in (None, self.kind):
+                    for statement in _statements(sql.format(schema=self.schema)):
+                        cur.execute(statement)
                 cur.execute(
                     f"INSERT INTO {self.schema}.schema_migrations (version) VALUES (%s)".replace(
                         "%s", "?" if self.kind == "duckdb" else "%s"
@@ -224,6 +243,9 @@ class Warehouse:
         with _closing(self.connect()) as con:
             cur = con.cursor()
             cur.execute("SET client_encoding TO 'UTF8'")
+            key = _pg_list_partition_key(cur, self.schema, table)
+            if key is not None and list(where) == [key]:
+                return self._swap_partition(con, table, key, where[key], frame, cols, before_swap)
             cur.execute(f"CREATE TEMP TABLE {_STAGE} AS SELECT {collist} FROM {qualified} WITH NO DATA")
             cur.execute(f"SELECT {collist} FROM {_STAGE} LIMIT 0")
             oids = [d.type_code for d in cur.description]
@@ -247,6 +269,70 @@ class Warehouse:
                 staged - started,
                 time.perf_counter() - staged,
             )
+        return rows
+
+    def _swap_partition(
+        self,
+        con: Any,
+        table: str,
+        key: str,
+        value: Any,
+        frame: Frame,
+        cols: list[str],
+        before_swap: Callable[[], None] | None,
+    ) -> int:
+        """Load the slice into a new table and swap it in as the slice's partition, all in one transaction.
+
+        COPY into a fresh table, check every row lies in the slice, add the partition's CHECK constraint
+        (so ATTACH skips its validation scan) and the primary key (ATTACH adopts it as the partition of the
+        parent's index); then drop the slice's old partition (or delete its rows from the DEFAULT
+        partition), rename and attach. Readers keep the old slice until the commit and wait only for the
+        drop/attach at the end; a crash anywhere rolls the whole transaction back.
+        """
+        from psycopg import sql
+
+        schema, rows = self.schema, _num_rows(frame)
+        part = require_identifier(f"{table}__{re.sub(r'[^0-9A-Za-z_]', '_', str(value))}"[:63], "partition ")
+        stage = f"_msp_stage_{table}"[:55]
+        literal = sql.Literal(value).as_string(con)
+        qualified, collist = f"{schema}.{table}", ", ".join(cols)
+        cur = con.cursor()
+        # one writer per table at a time (held to the commit): a concurrent rerun waits, then replaces whole
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"msp_replace:{qualified}"])
+        started = time.perf_counter()
+        cur.execute(f"CREATE TABLE {schema}.{stage} (LIKE {qualified} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        cur.execute(f"SELECT {collist} FROM {schema}.{stage} LIMIT 0")
+        oids = [d.type_code for d in cur.description]
+        _copy_frame(cur, f"COPY {schema}.{stage} ({collist}) FROM STDIN", oids, frame)
+        cur.execute(f"SELECT count(*) FROM {schema}.{stage} WHERE {key} = {literal}")
+        _require_inside(cur.fetchone()[0], rows, qualified, {key: value})
+        cur.execute(
+            f"ALTER TABLE {schema}.{stage} ADD CONSTRAINT _msp_slice CHECK ({key} IS NOT NULL AND {key} = {literal})"
+        )
+        primary = _pg_primary_key(cur, schema, table)
+        if primary:
+            cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            cur.execute(f"ALTER TABLE {schema}.{stage} ADD CONSTRAINT {stage}_pkey PRIMARY KEY ({', '.join(primary)})")
+        staged = time.perf_counter()
+        _fault_point(before_swap)
+        for partition, is_default in _pg_partitions(cur, schema, table):
+            if is_default:
+                cur.execute(f"DELETE FROM ONLY {schema}.{partition} WHERE {key} = {literal}")
+            elif partition == part:
+                cur.execute(f"DROP TABLE {schema}.{partition}")
+        cur.execute(f"ALTER TABLE {schema}.{stage} RENAME TO {part}")
+        if primary:
+            cur.execute(f"ALTER INDEX {schema}.{stage}_pkey RENAME TO {part[:58]}_pkey")
+        cur.execute(f"ALTER TABLE {qualified} ATTACH PARTITION {schema}.{part} FOR VALUES IN ({literal})")
+        con.commit()
+        log.debug(
+            "%s: staged %d rows in %.2f s, swapped partition %s in %.2f s",
+            qualified,
+            rows,
+            staged - started,
+            part,
+            time.perf_counter() - staged,
+        )
         return rows
 
     def _cursor(self, con: Any) -> Any:
@@ -278,6 +364,41 @@ class _closing:
             except Exception:
                 log.debug("rollback failed", exc_info=True)
         self.con.close()
+
+
+def _pg_list_partition_key(cur: Any, schema: str, table: str) -> str | None:
+    """The key column of ``schema.table`` if it is LIST-partitioned by one column, else None."""
+    cur.execute(
+        "SELECT a.attname FROM pg_partitioned_table AS p "
+        "JOIN pg_class AS c ON c.oid = p.partrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = p.partattrs[0] "
+        "WHERE n.nspname = %s AND c.relname = %s AND p.partstrat = 'l' AND p.partnatts = 1",
+        [schema, table],
+    )
+    found = cur.fetchone()
+    return found[0] if found else None
+
+
+def _pg_primary_key(cur: Any, schema: str, table: str) -> list[str]:
+    """The primary key columns of ``schema.table``, in key order."""
+    cur.execute(
+        "SELECT a.attname FROM pg_index AS i "
+        "JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+        "WHERE i.indrelid = %s::regclass AND i.indisprimary "
+        "ORDER BY array_position(i.indkey::int2[], a.attnum)",
+        [f"{schema}.{table}"],
+    )
+    return [r[0] for r in cur.fetchall()]
+
+
+def _pg_partitions(cur: Any, schema: str, table: str) -> list[tuple[str, bool]]:
+    """(name, is the DEFAULT partition) of every partition of ``schema.table``."""
+    cur.execute(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' FROM pg_inherits AS i "
+        "JOIN pg_class AS c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+        [f"{schema}.{table}"],
+    )
+    return [(r[0], bool(r[1])) for r in cur.fetchall()]
 
 
 def _statements(sql: str) -> list[str]:

@@ -97,21 +97,50 @@ def wh(request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
     return Warehouse(request.getfixturevalue("postgres_url"), f"t_{secrets.token_hex(6)}")
 
 
-def test_0002_applies_on_top_of_0001_and_migrations_are_idempotent(
+def test_migrations_apply_in_order_once_each_and_engine_specific_ones_only_on_their_engine(
     wh: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shipped = warehouse_module.migrations()
-    assert [v for v, _ in shipped][:2] == ["0001_data_quality", "0002_scoring"]
+    names = [v for v, _ in shipped]
+    assert names[:3] == ["0001_data_quality", "0002_scoring", "0003_partition_assignments.postgres"]
+    versions = [warehouse_module.split_version(v)[0] for v in names]
     monkeypatch.setattr(warehouse_module, "migrations", lambda: shipped[:1])
     assert wh.migrate() == ["0001_data_quality"]
     monkeypatch.undo()
-    assert wh.migrate() == ["0002_scoring"]
-    assert wh.migrate() == []
+    assert wh.migrate() == versions[1:]
     assert wh.migrate() == []
     for name in TABLES + VIEWS:
         assert wh.query(f"SELECT count(*) AS n FROM {wh.schema}.{name}").shape == (1, 1)
-    versions = wh.query(f"SELECT version FROM {wh.schema}.schema_migrations ORDER BY version")["version"]
-    assert list(versions) == ["0001_data_quality", "0002_scoring"]
+    recorded = wh.query(f"SELECT version FROM {wh.schema}.schema_migrations ORDER BY version")["version"]
+    assert list(recorded) == versions  # DuckDB records the PostgreSQL-only version without running it
+    if wh.kind == "postgres":
+        kind = scalar(
+            wh,
+            "SELECT c.relkind FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            f"WHERE n.nspname = '{wh.schema}' AND c.relname = 'strategy_assignments'",
+        )
+        assert kind == "p"  # partitioned by run_date
+
+
+def test_0003_moves_rows_written_before_it_and_a_rerun_replaces_them(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wh = Warehouse(postgres_url, f"t_{secrets.token_hex(6)}")
+    shipped = warehouse_module.migrations()
+    monkeypatch.setattr(warehouse_module, "migrations", lambda: shipped[:2])
+    wh.migrate()
+    d1, d2 = assignments(D1, 300, seed=1), assignments(D2, 200, seed=2)
+    wh.replace("strategy_assignments", {"run_date": D1}, d1)
+    wh.replace("strategy_assignments", {"run_date": D2}, d2)
+    monkeypatch.undo()
+    assert wh.migrate() == ["0003_partition_assignments"]
+    pd.testing.assert_frame_equal(rows(wh), expected(d1, d2))
+    d1_v2 = assignments(D1, 250, version="2", seed=3, first=100)
+    wh.replace("strategy_assignments", {"run_date": D1}, d1_v2)
+    pd.testing.assert_frame_equal(rows(wh), expected(d1_v2, d2))
+    where = f"FROM {wh.schema}.strategy_assignments_default"
+    assert scalar(wh, f"SELECT count(*) {where} WHERE run_date = DATE '{D1}'") == 0  # moved to its own partition
+    assert scalar(wh, f"SELECT count(*) {where} WHERE run_date = DATE '{D2}'") == 200
 
 
 def test_replacing_a_run_date_twice_is_idempotent_and_leaves_other_dates(
@@ -413,7 +442,7 @@ def test_bi_reader_can_select_everything_and_change_nothing(
 ) -> None:
     wh = Warehouse(postgres_url, f"t_{secrets.token_hex(6)}")
     first = init_via_cli(monkeypatch, postgres_url, wh.schema)
-    assert "applied ['0001_data_quality', '0002_scoring']" in first
+    assert "applied ['0001_data_quality', '0002_scoring', '0003_partition_assignments']" in first
     assert "bi_reader" in first
     assert "up to date" in init_via_cli(monkeypatch, postgres_url, wh.schema)  # idempotent, role included
     wh.replace("strategy_assignments", {"run_date": D1}, assignments(D1, 20))
@@ -427,6 +456,7 @@ def test_bi_reader_can_select_everything_and_change_nothing(
         for statement in [
             f"INSERT INTO {wh.schema}.strategy_assignments SELECT * FROM {wh.schema}.strategy_assignments",
             f"DELETE FROM {wh.schema}.strategy_assignments",
+            f"DELETE FROM {wh.schema}.strategy_assignments__2026_03_01",  # the run date's partition itself
             f"UPDATE {wh.schema}.model_metrics SET value = 0",
             f"CREATE TABLE {wh.schema}.mine (x INT)",
         ]:
