@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     # Scoring (issue 5)
     scoring_model: str = Field("xgboost", description="Model family whose @champion scores (xgboost or keras).")
     strategy_catalogue: Path | None = Field(None, description="Strategy catalogue YAML (default: the shipped one).")
+    scoring_driver_memory: str = Field(
+        "1g",
+        pattern=r"^[0-9]+[kmgt]?$",
+        description="spark.driver.memory of the scoring and publish jobs (their own sessions; the knapsack data is "
+        "compact, and a smaller heap keeps the driver's peak, JVM included, under 3 GB at 1M customers).",
+    )
 
     @field_validator("warehouse_schema")
     @classmethod

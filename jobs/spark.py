@@ -19,8 +19,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def default_conf(settings: Settings) -> dict[str, str]:
-    """Local defaults; anything in ``MSP_SPARK_CONF`` wins."""
+def default_conf(settings: Settings, driver_memory: str | None = None) -> dict[str, str]:
+    """Local defaults; anything in ``MSP_SPARK_CONF`` wins.
+
+    ``spark.driver.memory``: ``driver_memory`` (a job's own setting), else ``MSP_SPARK_DRIVER_MEMORY``, else 4g.
+    It takes effect only when this call starts the JVM (a session already running keeps its heap).
+    """
     cores = os.cpu_count() or 2
     local = settings.spark_master.startswith("local")
     conf = {
@@ -33,7 +37,7 @@ def default_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.ansi.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.memory": os.environ.get("MSP_SPARK_DRIVER_MEMORY", "4g"),
+        "spark.driver.memory": driver_memory or os.environ.get("MSP_SPARK_DRIVER_MEMORY", "4g"),
         "spark.sql.warehouse.dir": str(settings.path(settings.data_root) / "_spark_warehouse"),
     }
     if local:
@@ -44,8 +48,8 @@ def default_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
-def get_spark(settings: Settings, app_name: str = "msp") -> SparkSession:
-    """Build (or reuse) the session for ``settings.spark_master``."""
+def get_spark(settings: Settings, app_name: str = "msp", driver_memory: str | None = None) -> SparkSession:
+    """Build (or reuse) the session for ``settings.spark_master``; ``driver_memory`` as in :func:`default_conf`."""
     from pyspark.sql import SparkSession
 
     if settings.spark_master.startswith("local"):
@@ -54,7 +58,7 @@ def get_spark(settings: Settings, app_name: str = "msp") -> SparkSession:
         # reaches spark-submit). A cluster sets it per executor image instead.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
-    for key, value in default_conf(settings).items():
+    for key, value in default_conf(settings, driver_memory).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

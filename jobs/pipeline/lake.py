@@ -60,17 +60,25 @@ def ds_range(ds: str, since: str | None = None) -> list[str]:
     return [date.fromordinal(d).isoformat() for d in range(start.toordinal(), end.toordinal() + 1)]
 
 
-def write_partitions(spark: SparkSession, frame: DataFrame, root: Path, dates: list[str]) -> dict[str, int]:
+def write_partitions(
+    spark: SparkSession, frame: DataFrame, root: Path, dates: list[str], rows: dict[str, int] | None = None
+) -> dict[str, int]:
     """Replace partitions ``dates`` of the Parquet table at ``root`` with ``frame`` (which has a ds column).
 
     Dynamic partition overwrite replaces exactly the dates present in ``frame``; Spark's commit
     protocol stages the files and moves them in at job commit, so readers see the previous
     partition until then. Dates of the range with no rows are removed (writing nothing cannot
-    empty a partition). Returns rows per date.
+    empty a partition). Returns rows per date: counted by a pass over ``frame`` before the write,
+    unless the caller knows them (``rows``, e.g. a frame whose ds is a literal and whose size is
+    known), which saves computing ``frame`` twice.
     """
     from pyspark.sql import functions as F
 
-    counts = {r["ds"]: r["n"] for r in frame.groupBy("ds").agg(F.count("*").alias("n")).collect()}
+    counts = (
+        {ds: n for ds, n in rows.items() if n}
+        if rows is not None
+        else {r["ds"]: r["n"] for r in frame.groupBy("ds").agg(F.count("*").alias("n")).collect()}
+    )
     if unexpected := sorted(set(counts) - set(dates)):
         raise PipelineError(f"{root}: rows for dates {unexpected[:3]} outside the run's range")
     if counts:

@@ -212,7 +212,8 @@ def score(spark: SparkSession, settings: Settings, ds: str, catalogue: Catalogue
         }
     )
     assignments = with_recommendations(spark, settings, assignments, ds, catalogue.recommendations_top_n)
-    write_partitions(spark, assignments, layer_path(settings, "gold", "assignments"), [ds])
+    # ds is a literal and the recommendations join is one row per customer: n rows, no counting pass
+    write_partitions(spark, assignments, layer_path(settings, "gold", "assignments"), [ds], rows={ds: n})
     timings["write_lake"] = time.perf_counter() - t
     mix = {
         s: {str(r): int(c) for r, c in out.loc[out["strategy"] == s, "reason"].value_counts().items()} for s in names

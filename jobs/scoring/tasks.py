@@ -26,7 +26,7 @@ def score_task(ds: str) -> dict[str, Any]:
     from jobs.spark import get_spark
 
     settings = get_settings()
-    result = fail_on_data_errors(score, get_spark(settings, "msp-score"), settings, ds)
+    result = fail_on_data_errors(score, get_spark(settings, "msp-score", settings.scoring_driver_memory), settings, ds)
     out = asdict(result)
     log.info("strategy mix %s", out["mix"])
     return out
@@ -37,4 +37,6 @@ def publish_task(ds: str) -> dict[str, int]:
     from jobs.spark import get_spark
 
     settings = get_settings()
-    return fail_on_data_errors(publish, get_spark(settings, "msp-publish"), settings, ds)
+    return fail_on_data_errors(
+        publish, get_spark(settings, "msp-publish", settings.scoring_driver_memory), settings, ds
+    )

@@ -14,8 +14,8 @@ demo's 20,000 customers in silver; the others get the fallback (the most popular
 
 Subject: one child process (``python -m tests.bench.scoring --side subject``) with ``MSP_HOME`` = the
 work home runs ``get_spark``, ``score`` and ``publish`` (the default DuckDB warehouse in the work home),
-``spark.driver.memory`` from ``MSP_SPARK_DRIVER_MEMORY`` (the benchmark sets
-:data:`DRIVER_MEMORY` unless the variable is already set, and records the value). Wall time per phase:
+``spark.driver.memory`` = the platform's ``scoring_driver_memory`` setting (``MSP_SCORING_DRIVER_MEMORY``),
+as the DAG's score and publish tasks use it; the value is recorded. Wall time per phase:
 Spark start, score's own phases (predict, optimise, write_lake), and publish split into reading the
 assignments back, the forecast and the two warehouse writes (timing wrappers around
 ``jobs.scoring.forecast.forecast``, ``Warehouse.replace`` and score's ``write_partitions``, installed in
@@ -57,8 +57,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DS = "2026-10-30"
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (5_000,)
-#: spark.driver.memory of the subject unless MSP_SPARK_DRIVER_MEMORY is set (the platform's default is 4g)
-DRIVER_MEMORY = "2g"
 GOAL_PEAK_MB = 3 * 1024
 BASELINE_CHUNK = 100_000
 #: rows per Parquet file of the synthetic features (Spark reads one task per file at these sizes)
@@ -337,7 +335,7 @@ def child_subject() -> dict[str, Any]:
 
     settings = get_settings()
     t0 = time.perf_counter()
-    spark = get_spark(settings, "msp-bench-score")
+    spark = get_spark(settings, "msp-bench-score", settings.scoring_driver_memory)  # as the DAG's score task
     spark_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     result = score(spark, settings, DS)
@@ -365,7 +363,7 @@ def child_subject() -> dict[str, Any]:
         "publish_read_seconds": publish_s - sum(forecast_s) - sum(replace_s),
         "optimiser": result.optimiser,
         "mix": result.mix,
-        "driver_memory": os.environ.get("MSP_SPARK_DRIVER_MEMORY", "4g"),
+        "driver_memory": settings.scoring_driver_memory,
         "peaks_after_score": after_score,
         "peaks": peaks,
     }
@@ -507,7 +505,7 @@ def bench_size(home: Path, source: Path, customers: int, env: dict[str, str], wo
                 "write_lake: before the write job (pandas frame, createDataFrame)": round(
                     sub["score_phases"].get("write_lake", 0.0) - sub["lake_write_job_seconds"], 2
                 ),
-                "write_lake: write job (recommendations, count + Parquet write)": round(
+                "write_lake: write job (recommendations + Parquet write)": round(
                     sub["lake_write_job_seconds"], 2
                 ),
                 "publish: read assignments back to pandas": round(sub["publish_read_seconds"], 2),
@@ -561,12 +559,13 @@ def bench_scoring(work: Path, quick: bool = False, var: Path | None = None) -> d
     sizes = QUICK_SIZES if quick else SIZES
     home = work / "scoring-home"
     prepare_home(home, state)
-    driver_memory = os.environ.get("MSP_SPARK_DRIVER_MEMORY", DRIVER_MEMORY)
+    from jobs.settings import Settings
+
+    driver_memory = Settings().scoring_driver_memory  # MSP_SCORING_DRIVER_MEMORY or the platform's default
     env = {
         **os.environ,
         "MSP_HOME": str(home),
         "MSP_LOG_LEVEL": "WARNING",
-        "MSP_SPARK_DRIVER_MEMORY": driver_memory,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("MSP_WAREHOUSE_URL", None)  # the default: DuckDB in the work home
