@@ -100,8 +100,12 @@ def test_the_nights_policy_against_the_simulators_truth(scored: dict) -> None:
     features = pd.read_parquet(settings.lake / "gold" / "features" / f"ds={END}")
     report = policy_against_truth(frame, features, settings.truth, END, load_catalogue())
     print("policy vs truth", {k: (round(v, 2) if isinstance(v, float) else v) for k, v in report.items()})
-    # Issue 5 asks for >= 90% of the oracle and >= 2x the best single strategy; the demo-size models
-    # reach about 0.44 and 1.06 (docs/SCORING.md): asserted here is what holds, the gap is reported.
+    # Issue 5 asks for >= 90% of the oracle and >= 2x the best single strategy. Not reachable at this
+    # size: even the true profit regressed on these features without noise (the feature ceiling)
+    # makes only about 0.74 of the oracle, 1.8x the best single strategy (docs/SCORING.md). Asserted
+    # here is what holds; the figures are printed above.
     assert report["policy"] > 0, report  # the night's decisions add true profit over doing nothing
     assert report["policy"] >= report["best_single"] * 0.9, report
     assert report["oracle"] >= report["policy"] - 1e-6
+    assert report["oracle"] >= report["randomised_oracle"] - 1e-6
+    assert report["oracle"] >= report["feature_ceiling"] - 1e-6

@@ -4,6 +4,16 @@
 turns it into true incremental profit. The oracle solves the same knapsack (budget, caps,
 eligibility) on the true values; "best single" gives one strategy to randomly chosen eligible
 customers until its budget or cap is used, for each strategy, and keeps the best.
+
+Two more references say what the night's figure can be compared with:
+
+* the *randomised oracle*: the oracle's values through the same randomised assignment
+  (:func:`jobs.scoring.optimiser.decide`, same holdout and exploration shares and seed), since
+  the platform must hold out and explore whatever it knows;
+* the *feature ceiling*: the true incremental profit regressed on the scoring features
+  themselves (noise-free targets, gradient boosting, two-fold cross-fitting), then optimised. No
+  model that sees only these features and learns from noisy outcomes should beat it by much: it
+  measures how much of the customers' latent traits the features reveal.
 """
 
 from __future__ import annotations
@@ -13,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jobs.features.build import AFFINITY_COLUMN, NUMERIC_FEATURES
 from jobs.scoring.catalogue import Catalogue
-from jobs.scoring.optimiser import optimise
+from jobs.scoring.optimiser import decide, optimise
 
 
 def true_values(truth_dir: Path, ds: str, customers: pd.Series, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
@@ -26,6 +37,31 @@ def true_values(truth_dir: Path, ds: str, customers: pd.Series, catalogue: Catal
     if np.isnan(p).any():
         raise ValueError(f"the truth of {ds} lacks some scored customers")
     return catalogue.incremental_profit(p, rev), catalogue.expected_cost(p, rev)
+
+
+def feature_matrix(features: pd.DataFrame) -> np.ndarray:
+    """The numeric features and the category-affinity map (one column per category), NaN kept."""
+    affinity = pd.DataFrame([dict(m) if m is not None else {} for m in features[AFFINITY_COLUMN]], index=features.index)
+    numeric = features[list(NUMERIC_FEATURES)].astype("float64")
+    return np.hstack([numeric.to_numpy(), affinity.reindex(sorted(affinity.columns), axis=1).to_numpy(dtype="float64")])
+
+
+def feature_ceiling(
+    value: np.ndarray, cost: np.ndarray, features: pd.DataFrame, catalogue: Catalogue, seed: int = 0
+) -> float:
+    """True value of the knapsack on the true incremental profit as predicted from the features (see above)."""
+    import xgboost as xgb
+
+    X = feature_matrix(features)
+    fold = np.random.default_rng(seed).random(len(X)) < 0.5
+    predicted = np.zeros_like(value)
+    for k in range(1, value.shape[1]):
+        for train in (fold, ~fold):
+            model = xgb.XGBRegressor(n_estimators=300, max_depth=4, learning_rate=0.05, n_jobs=2, random_state=seed)
+            predicted[~train, k] = model.fit(X[train], value[train, k]).predict(X[~train])
+    eligible = catalogue.eligibility_mask(features)
+    chosen = optimise(predicted, cost, eligible, catalogue.budget, catalogue.caps_for(len(X)), control=0).choice
+    return float(value[np.arange(len(X)), chosen].sum())
 
 
 def policy_against_truth(
@@ -42,6 +78,18 @@ def policy_against_truth(
     policy = float(value[rows, chosen].sum())
     spent = float(cost[rows, chosen].sum())
     oracle = optimise(value, cost, eligible, catalogue.budget, caps, control=0)
+    _, randomised = decide(
+        value,
+        cost,
+        eligible,
+        catalogue.budget,
+        caps,
+        holdout_share=catalogue.holdout_share,
+        explore_share=catalogue.explore_share,
+        rng_seed=int(ds.replace("-", "")),
+    )
+    randomised_oracle = float(value[rows, randomised.strategy].sum())
+    ceiling = feature_ceiling(value, cost, features, catalogue, seed)
     rng = np.random.default_rng(seed)
     singles = {}
     for k, name in enumerate(catalogue.names):
@@ -58,6 +106,10 @@ def policy_against_truth(
         "oracle": float(oracle.objective),
         "oracle_bound": float(oracle.upper_bound),
         "ratio_to_oracle": policy / float(oracle.objective) if oracle.objective > 0 else float("nan"),
+        "randomised_oracle": randomised_oracle,
+        "ratio_to_randomised_oracle": policy / randomised_oracle if randomised_oracle > 0 else float("nan"),
+        "feature_ceiling": ceiling,
+        "feature_ceiling_to_oracle": ceiling / float(oracle.objective) if oracle.objective > 0 else float("nan"),
         "best_single_strategy": best,
         "best_single": singles[best],
         "ratio_to_best_single": policy / singles[best] if singles[best] > 0 else float("inf"),
