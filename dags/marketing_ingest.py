@@ -31,12 +31,15 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
+from jobs.alerts import task_failure_alert
+
 TABLES = ("customers", "products", "events", "orders", "campaign_log")
 DIMENSIONS = ("customers", "products")
 SILVER = {t: Asset(name=f"msp.silver.{t}", uri=f"msp://lake/silver/{t}", group="msp-silver") for t in TABLES}
 
 default_args = {
     "owner": "data-eng",
+    "on_failure_callback": task_failure_alert,  # log + MSP_ALERT_WEBHOOK_URL
     "retries": 2,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,

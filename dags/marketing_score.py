@@ -11,7 +11,8 @@ Daily batch scoring: who gets which strategy tonight, and what it is expected to
    the random holdout and exploration (every row keeps its propensity and reason), adds
    co-occurrence recommendations for `email_recommendations`, and writes `gold/assignments/ds=…`.
 3. **publish**: replaces the run date in the warehouse tables `strategy_assignments` and
-   `campaign_forecast` (PostgreSQL: COPY into staging, then one swap transaction).
+   `campaign_forecast` (PostgreSQL: the assignments COPY-loaded into a new table that is swapped in as
+   the run date's partition; the forecast through a staging table; each in one transaction).
 
 Runs daily at 05:00 UTC and when a new champion is promoted or features are rebuilt. Rerunning a
 date replaces it everywhere. **Params**: `ds` (default: logical date, or today).
@@ -26,6 +27,8 @@ from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from jobs.alerts import task_failure_alert
+
 CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", group="msp-models")
 ASSIGNMENTS = Asset(name="msp.gold.assignments", uri="msp://lake/gold/assignments", group="msp-gold")
 WAREHOUSE = Asset(
@@ -34,6 +37,7 @@ WAREHOUSE = Asset(
 
 default_args = {
     "owner": "data-eng",
+    "on_failure_callback": task_failure_alert,  # log + MSP_ALERT_WEBHOOK_URL
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,

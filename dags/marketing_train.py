@@ -28,6 +28,8 @@ from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from jobs.alerts import task_failure_alert
+
 SILVER_TABLES = ("customers", "products", "events", "orders", "campaign_log")
 SILVER = [Asset(name=f"msp.silver.{t}", uri=f"msp://lake/silver/{t}", group="msp-silver") for t in SILVER_TABLES]
 FEATURES = Asset(name="msp.gold.features", uri="msp://lake/gold/features", group="msp-gold")
@@ -39,6 +41,7 @@ CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", 
 
 default_args = {
     "owner": "ml-eng",
+    "on_failure_callback": task_failure_alert,  # log + MSP_ALERT_WEBHOOK_URL
     "retries": 1,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,

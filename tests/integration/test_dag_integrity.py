@@ -69,3 +69,6 @@ def test_every_dag_has_owner_tags_retries_and_docs(dagbag) -> None:
         for task in dag.tasks:
             assert task.retries >= 1, f"{dag_id}.{task.task_id}: no retries"
             assert task.owner == dag.owner or task.owner != "airflow", f"{dag_id}.{task.task_id}: owner"
+            callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else []
+            names = {getattr(c, "__name__", "") for c in callbacks or [task.on_failure_callback]}
+            assert "task_failure_alert" in names, f"{dag_id}.{task.task_id}: no failure alert"
