@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     tuning_trials: int = Field(12, ge=1, le=1000, description="At most this many tuning trials per night.")
     tuning_folds: int = Field(3, ge=2, le=10, description="Cross-validation folds of the hyperparameter search.")
     bootstrap_samples: int = Field(200, ge=10, le=10_000, description="Bootstrap resamples of policy-value intervals.")
+    # Monitoring (issue 6)
+    drift_psi_warn: float = Field(0.1, ge=0, description="PSI from which a feature or score shift is a warning.")
+    drift_psi_alert: float = Field(0.25, ge=0, description="PSI from which a shift raises a drift alert.")
     # Scoring (issue 5)
     scoring_model: str = Field("xgboost", description="Model family whose @champion scores (xgboost or keras).")
     strategy_catalogue: Path | None = Field(None, description="Strategy catalogue YAML (default: the shipped one).")
@@ -90,6 +93,23 @@ class Settings(BaseSettings):
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:
         return require_identifier(value, "MSP_WAREHOUSE_SCHEMA=")
+
+    @field_validator("model_name_prefix")
+    @classmethod
+    def _prefix_is_identifier(cls, value: str) -> str:
+        # <prefix>_<family> names the registered models and is written to the warehouse's model_name
+        return require_identifier(value, "MSP_MODEL_NAME_PREFIX=")
+
+    @field_validator("http_tables")
+    @classmethod
+    def _known_tables(cls, value: list[str]) -> list[str]:
+        # each name becomes a landing folder (landing/<table>/...): only the contract's tables
+        from jobs.contracts import ORDER
+
+        for table in value:
+            if table not in ORDER:
+                raise ValueError(f"MSP_HTTP_TABLES: {table!r} is not a source table (one of {', '.join(ORDER)})")
+        return value
 
     @field_validator("log_level")
     @classmethod
