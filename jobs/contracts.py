@@ -23,6 +23,12 @@ KNOWN_STRATEGIES = (
 )
 
 
+#: dates and timestamps before this are placeholders (1900-01-01, 1970-01-01) or typos (0026 for 2026)
+EARLIEST_DATE = "2000-01-01"
+#: the longest text value a landing field may hold; a longer one is a broken export (an unclosed quote, a blob)
+MAX_TEXT_CHARS = 10_000
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -36,7 +42,7 @@ class Column:
     max_sql: str | None = None  # out_of_range above this SQL expression (may use the row's ds)
     pii: str | None = None  # "hash" (salted SHA-256 into <name>_hash) or "drop"
     fk: str | None = None  # referenced table (its key must exist in silver)
-    future_check: bool = False  # later than the partition date + 1 day -> quarantine
+    future_check: bool = False  # before EARLIEST_DATE or later than the partition date + 1 day -> quarantine
     outlier: bool = False  # flagged with <name>_outlier when above Q3 + 3 IQR of the batch
 
 
@@ -180,7 +186,7 @@ def contract_markdown() -> str:
             if c.fk:
                 checks.append(f"known in silver `{c.fk}`")
             if c.future_check:
-                checks.append("not after ds + 1 day")
+                checks.append(f"not before {EARLIEST_DATE}; not after ds + 1 day")
             if c.outlier:
                 checks.append("outlier flag")
             pii = {"hash": f"salted SHA-256 -> `{c.name}_hash`", "drop": "dropped"}.get(c.pii or "", "")

@@ -363,6 +363,8 @@ def _read(path: Path, fmt: str, mapping: CampaignMapping) -> pa.Table:
     """The mapped columns of ``path`` (ids and arms as text); missing columns are an error."""
     needed = mapping.required_columns()
     text_columns = [c for c in (mapping.customer_id.column, mapping.strategy.column) if c is not None]
+    if fmt != "parquet":
+        _check_text(path)
     try:
         if fmt == "csv":
             names = _csv_header(path)
@@ -391,12 +393,37 @@ def _read(path: Path, fmt: str, mapping: CampaignMapping) -> pa.Table:
     return table
 
 
+def _check_text(path: Path) -> None:
+    """A text export must be UTF-8 and not empty: say so by name, encoding and line, not by byte offset."""
+    from jobs.pipeline.textfiles import first_invalid_utf8, foreign_encoding, read_head
+
+    try:
+        head = read_head(path)
+    except FileNotFoundError:
+        raise CampaignImportError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CampaignImportError(f"{path}: cannot read it: {exc}") from None
+    if not head:
+        raise CampaignImportError(f"{path}: empty file (0 bytes): no header and no data rows")
+    if encoding := foreign_encoding(head):
+        raise CampaignImportError(f"{path}: wrong encoding: the file is {encoding}; export it as UTF-8")
+    if bad := first_invalid_utf8(path):
+        line, byte = bad
+        raise CampaignImportError(
+            f"{path}: wrong encoding: line {line} has the byte 0x{byte:02x}, which is not UTF-8 "
+            "(a Latin-1 or Windows-1252 export?); export it as UTF-8"
+        )
+
+
 def _check_columns(path: Path, names: list[str], needed: dict[str, str]) -> None:
     missing = [c for c in needed if c not in names]
     if missing:
         wanted = "; ".join(f"{c!r} ({needed[c]})" for c in missing)
+        hint = ""
+        if len(names) == 1 and any(d in names[0] for d in (";", "\t", "|")):
+            hint = " (one column: is the file separated by something other than ','?)"
         raise CampaignImportError(
-            f"{path}: missing column(s) {wanted}; the file has: {', '.join(names) or 'no columns'}"
+            f"{path}: missing column(s) {wanted}; the file has: {', '.join(names) or 'no columns'}{hint}"
         )
     repeated = [c for c in needed if names.count(c) > 1]
     if repeated:

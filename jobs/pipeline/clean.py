@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from jobs.contracts import SOURCES, Column, Source
+from jobs.contracts import EARLIEST_DATE, MAX_TEXT_CHARS, SOURCES, Column, Source
 from jobs.pipeline.ingest import CORRUPT
 from jobs.pipeline.lake import ds_range, layer_path, read_range, read_upto, write_partitions
 from jobs.settings import Settings
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 QUARANTINE_COLUMNS = ("table", "reason", "key", "raw", "_source_file", "_ingested_at", "_row_hash")
 EMAIL_RE = r"[^\s,;\"']+@[^\s,;\"']+"
+REPLACEMENT_CHAR = "\ufffd"  # what a byte that is not UTF-8 decodes to
 
 
 @dataclass
@@ -101,6 +102,9 @@ def _single_row_rules(df: DataFrame, source: Source) -> list[tuple[SparkColumn, 
         if c.required or c.name in source.key:
             rules.append((_n(c).isNull(), f"null_required:{c.name}"))
     for c in source.columns:
+        if dict(df.dtypes).get(c.name) == "string":
+            rules.append((F.length(F.col(c.name)) > MAX_TEXT_CHARS, f"too_long:{c.name}"))
+    for c in source.columns:
         if c.type != "string":
             rules.append((_n(c).isNotNull() & _t(c).isNull(), f"wrong_type:{c.name}"))
     for name, cols in source.nested.items():
@@ -118,6 +122,8 @@ def _single_row_rules(df: DataFrame, source: Source) -> list[tuple[SparkColumn, 
             rules.append((typed > F.lit(c.max), f"out_of_range:{c.name}"))
         if c.max_sql is not None:
             rules.append((typed > F.expr(c.max_sql), f"out_of_range:{c.name}"))
+        if c.future_check:
+            rules.append((typed < F.lit(EARLIEST_DATE).cast(c.type), f"out_of_range:{c.name}"))
     for name, cols in source.nested.items():
         for c in cols:
             if c.min is not None:
@@ -129,6 +135,43 @@ def _single_row_rules(df: DataFrame, source: Source) -> list[tuple[SparkColumn, 
             bound = limit if c.type == "date" else limit.cast("timestamp")
             rules.append((typed >= bound, f"future_timestamp:{c.name}"))
     return rules
+
+
+def _mangled(text: SparkColumn) -> SparkColumn:
+    """Text that is not valid UTF-8, or holds U+FFFD (what the CSV reader decodes a foreign byte to)."""
+    from pyspark.sql import functions as F
+
+    return ~F.is_valid_utf8(text) | text.contains(REPLACEMENT_CHAR)
+
+
+def _encoding_rule(df: DataFrame, source: Source) -> SparkColumn:
+    """True where the raw record holds bytes that are not UTF-8.
+
+    Text is read as UTF-8: the CSV reader turns a Latin-1 or Windows-1252 byte into U+FFFD, so the
+    row goes to quarantine as ``invalid_encoding`` instead of landing with mangled text. (The JSON
+    reader cannot parse such a line at all: it is a ``malformed_record``, checked first, whose raw
+    bytes quarantine stores as valid UTF-8.) A U+FFFD already in the source means the text was lost
+    upstream: the same. Checked on every text column, so a Parquet writer that skipped UTF-8
+    validation cannot put bytes into silver that pyarrow and DuckDB refuse to read.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    checks = [_mangled(F.col(c.name)) for c in source.columns if fields.get(c.name) == T.StringType()]
+    for name, cols in source.nested.items():
+        kind = fields.get(name)
+        if isinstance(kind, T.ArrayType) and isinstance(kind.elementType, T.StructType):
+            text = [c.name for c in cols if kind.elementType[c.name].dataType == T.StringType()]
+            checks += [F.exists(F.col(name), _item_mangled(c)) for c in text]
+    out = F.lit(False)
+    for check in checks:
+        out = out | F.coalesce(check, F.lit(False))
+    return out
+
+
+def _item_mangled(name: str) -> Callable[[SparkColumn], SparkColumn]:
+    return lambda x: _mangled(x[name])
 
 
 # Spark counts a lambda's parameters to choose (x) or (x, index): build one-parameter closures.
@@ -217,9 +260,10 @@ def clean_frame(
 ) -> tuple[DataFrame, DataFrame]:
     """Pure transform: bronze rows -> (silver rows, quarantined rows with a reason).
 
-    Order of checks: malformed record; then the first failing single-row rule (required value,
-    type, allowed values and ranges, future timestamp); then foreign keys against ``dims``; then
-    duplicates by key, keeping the latest version (ties: the smallest raw-row hash).
+    Order of checks: malformed record; text that is not UTF-8; then the first failing single-row
+    rule (required value, text length, type, allowed values and ranges, future timestamp); then
+    foreign keys against ``dims``; then duplicates by key, keeping the latest version (ties: the
+    smallest raw-row hash).
     ``persist`` (given by :func:`clean`) keeps the checked rows, which silver and quarantine
     both derive from, so the expensive part runs once.
     """
@@ -227,7 +271,11 @@ def clean_frame(
     from pyspark.sql import functions as F
 
     df = _prepare(bronze, source)
-    rules = [(F.col(CORRUPT).isNotNull(), "malformed_record"), *_single_row_rules(df, source)]
+    rules = [
+        (F.col(CORRUPT).isNotNull(), "malformed_record"),
+        (_encoding_rule(df, source), "invalid_encoding"),
+        *_single_row_rules(df, source),
+    ]
     df = df.withColumn("_reason", _first_reason(rules))
     df = _fk_reasons(df, source, dims)
     df = df.withColumn("_reason", F.coalesce("_reason", "_fk_reason")).drop("_fk_reason")
@@ -250,8 +298,9 @@ def clean_frame(
     quarantine = ranked.where(F.col("_reason").isNotNull()).select(
         F.lit(source.name).alias("table"),
         F.col("_reason").alias("reason"),
-        F.when(F.col(CORRUPT).isNull(), F.col("_key")).alias("key"),
-        _raw_text(ranked, source).alias("raw"),
+        # valid UTF-8 whatever the input (foreign bytes become U+FFFD), so every reader can open quarantine
+        F.make_valid_utf8(F.when(F.col(CORRUPT).isNull(), F.col("_key"))).alias("key"),
+        F.make_valid_utf8(_raw_text(ranked, source)).alias("raw"),
         "_source_file",
         "_ingested_at",
         "_row_hash",

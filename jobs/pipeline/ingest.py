@@ -8,25 +8,37 @@ checked per file against the contract (see docs/INGESTION.md).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from jobs.contracts import SOURCES, Source
 from jobs.pipeline.lake import PipelineError, ds_range, layer_path, partition_path, write_partitions
+from jobs.pipeline.textfiles import foreign_encoding, is_gzip, open_text, read_head
 from jobs.settings import Settings
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
 CORRUPT = "_corrupt_record"
-EXTENSIONS = {"csv": (".csv",), "jsonl": (".jsonl", ".json"), "parquet": (".parquet",)}
+#: file names per format; text formats may be gzip-compressed (Spark decompresses ``.gz`` by name)
+EXTENSIONS = {
+    "csv": (".csv", ".csv.gz"),
+    "jsonl": (".jsonl", ".json", ".jsonl.gz", ".json.gz"),
+    "parquet": (".parquet",),
+}
+JSON_SAMPLE_LINES = 1000  # JSON-lines drift: the keys of the first this many records
+OTHER_DELIMITERS = (";", "\t", "|")
 
 
 @dataclass
@@ -52,21 +64,30 @@ def file_format(source: Source, path: Path) -> str:
     return "jsonl" if path.name.startswith(HTTP_PAGE) else source.fmt
 
 
-def landing_files(settings: Settings, source: Source, ds: str) -> list[Path]:
-    """The partition's data files in name order (hidden and state files are not data).
+def _is_data_file(source: Source, path: Path) -> bool:
+    return path.name.endswith(EXTENSIONS[source.fmt]) or (path.name.startswith(HTTP_PAGE) and path.suffix == ".jsonl")
 
-    Files in the table's own format, plus the REST source's ``http-page-*.jsonl`` pages.
-    """
+
+def _partition_files(settings: Settings, source: Source, ds: str) -> list[Path]:
+    """Every file of the landing partition except hidden and state files (``.*``, ``_*``), in name order."""
     folder = partition_path(settings, "landing", source.name, ds)
     if not folder.is_dir():
         return []
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and not p.name.startswith((".", "_"))
-        and (p.suffix in EXTENSIONS[source.fmt] or (p.name.startswith(HTTP_PAGE) and p.suffix == ".jsonl"))
-    )
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+
+
+def landing_files(settings: Settings, source: Source, ds: str) -> list[Path]:
+    """The partition's data files in name order (hidden and state files are not data).
+
+    Files in the table's own format (text formats also gzip-compressed), plus the REST source's
+    ``http-page-*.jsonl`` pages.
+    """
+    return [p for p in _partition_files(settings, source, ds) if _is_data_file(source, p)]
+
+
+def ignored_files(settings: Settings, source: Source, ds: str) -> list[Path]:
+    """Files of the partition that are not data files of the table's format (ingest warns about them)."""
+    return [p for p in _partition_files(settings, source, ds) if not _is_data_file(source, p)]
 
 
 def raw_schema(source: Source) -> StructType:
@@ -81,27 +102,36 @@ def raw_schema(source: Source) -> StructType:
 
 
 def check_drift(source: Source, path: Path) -> list[str]:
-    """Compare a file's columns with the contract; raise on a missing required column.
+    """Check a file before Spark reads it; raise on what cannot be read right, return warnings.
 
-    Extra columns are dropped with a warning, missing optional columns become nulls with a
-    warning, a missing required column (a renamed one looks like this) fails the ingest.
+    Text files: empty files are warned about; a UTF-16/32 file, a CSV header split by another
+    delimiter, and a CSV whose first line is not a header fail. Then the columns are compared
+    with the contract: extra columns are dropped with a warning, missing optional columns become
+    nulls with a warning, a missing required column (a renamed one looks like this) fails, and so
+    does a Parquet column whose type cannot hold the contract's.
     """
     fmt = file_format(source, path)
-    if fmt == "csv":
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            header = fh.readline().rstrip("\r\n").lstrip("\ufeff")
-        found = [h.strip() for h in header.split(",")] if header else []
-    elif fmt == "jsonl":
-        found = _json_keys(path)
-        if found is None:
-            return []
+    if fmt == "parquet":
+        found = _parquet_columns(source, path)
     else:
-        import pyarrow.parquet as pq
-
         try:
-            found = pq.read_schema(path).names
-        except Exception as exc:
-            raise PipelineError(f"{path}: not a readable Parquet file ({exc})") from exc
+            head = read_head(path)
+        except EOFError as exc:
+            raise PipelineError(f"{path}: truncated gzip file ({exc})") from exc
+        except OSError as exc:  # gzip.BadGzipFile is an OSError
+            raise PipelineError(f"{path}: not a readable gzip file ({exc})") from exc
+        if not head.strip():
+            return [f"{path.name}: empty file ({len(head)} bytes), no rows"]
+        if encoding := foreign_encoding(head):
+            raise PipelineError(
+                f"{path}: wrong encoding: the file is {encoding}; landing files must be UTF-8 (export it as UTF-8)"
+            )
+        if fmt == "csv":
+            found = _csv_columns(source, path)
+        else:
+            found = _json_keys(path)
+            if found is None:  # no parseable record: Spark quarantines every line as malformed
+                return []
     expected = source.column_names + list(source.nested)
     missing = [c for c in expected if c not in found]
     extra = [c for c in found if c not in expected]
@@ -122,17 +152,100 @@ def check_drift(source: Source, path: Path) -> list[str]:
     return warnings
 
 
+def _first_line(path: Path) -> str:
+    """A text file's first line, without its line break and a UTF-8 byte-order mark."""
+    with open_text(path) as fh:
+        return fh.readline().rstrip("\r\n").lstrip("\ufeff")
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file's first line."""
+    header = _first_line(path)
+    return [h.strip() for h in header.split(",")] if header else []
+
+
+def _csv_columns(source: Source, path: Path) -> list[str]:
+    """The header's columns; a header split by another delimiter, or a data line instead of a header, fails."""
+    header = _first_line(path)
+    names = [h.strip() for h in header.split(",")]
+    expected = source.column_names
+    if not set(names) & set(expected):
+        for delimiter in OTHER_DELIMITERS:
+            parts = [p.strip() for p in header.split(delimiter)]
+            if len(parts) > 1 and set(parts) & set(expected):
+                raise PipelineError(
+                    f"{path}: wrong delimiter: the header is separated by {delimiter!r}, the contract's CSV "
+                    f"files by ','; header {parts}"
+                )
+        if not {n.lower() for n in names} & set(expected):  # the values are not shown: they may be PII
+            raise PipelineError(
+                f"{path}: no header: none of the {len(names)} field(s) of the first line is a column of "
+                f"{source.name} {expected}; the first line must be the header"
+            )
+    return names
+
+
 def _json_keys(path: Path) -> list[str] | None:
-    """Keys of the first parseable record of a JSON-lines file (None if there is none)."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
+    """Keys of the first parseable records of a JSON-lines file, in first-seen order (None if there is none).
+
+    A key missing from some records only is a null in those (quarantined per the contract); the
+    union of the first :data:`JSON_SAMPLE_LINES` lines decides what counts as a missing column.
+    """
+    keys: dict[str, None] = {}
+    seen = False
+    with open_text(path) as fh:
+        for line in itertools.islice(fh, JSON_SAMPLE_LINES):
             try:
-                record = json.loads(line)
+                record = json.loads(line.lstrip("\ufeff"))
             except json.JSONDecodeError:
                 continue
             if isinstance(record, dict):
-                return list(record)
-    return None
+                keys.update(dict.fromkeys(record))
+                seen = True
+    return list(keys) if seen else None
+
+
+def _parquet_columns(source: Source, path: Path) -> list[str]:
+    """The file's columns; a zero-byte or unreadable file, or a column of an incompatible type, fails."""
+    schema = _parquet_schema(path)
+    wrong = [
+        f"{c.name} is {schema.field(c.name).type}, the contract needs {c.type}"
+        for c in source.columns
+        if c.name in schema.names and not _compatible(schema.field(c.name).type, c.type)
+    ]
+    if wrong:
+        raise PipelineError(f"{path}: schema drift: column type(s) incompatible with the contract: {'; '.join(wrong)}")
+    return schema.names
+
+
+def _parquet_schema(path: Path) -> pa.Schema:
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise PipelineError(f"{path}: zero-byte file, not Parquet (an interrupted export?)")
+    try:
+        return pq.read_schema(path)
+    except Exception as exc:
+        raise PipelineError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
+def _compatible(kind: pa.DataType, contract_type: str) -> bool:
+    """Whether a Parquet column of Arrow type ``kind`` casts losslessly enough to the contract's Spark type."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_null(kind):
+        return True
+    checks = {
+        "string": (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer),
+        "double": (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal),
+        "int": (pa.types.is_integer,),
+        "boolean": (pa.types.is_boolean,),
+        "timestamp": (pa.types.is_timestamp, pa.types.is_date),
+        "date": (pa.types.is_date, pa.types.is_timestamp),
+    }
+    return any(check(kind) for check in checks.get(contract_type, ()))
 
 
 def extract(spark: SparkSession, source: Source, files: list[Path]) -> DataFrame:
@@ -171,9 +284,8 @@ def _extract_format(spark: SparkSession, source: Source, fmt: str, files: list[P
     if fmt == "csv":
         frames = []
         for path in files:  # a file whose header differs from the contract is mapped by name
-            header = path.open(encoding="utf-8", errors="replace").readline().rstrip("\r\n").lstrip("\ufeff")
-            names = [h.strip() for h in header.split(",")]
-            if names == source.column_names:
+            names = csv_header(path)
+            if names == source.column_names or not names:
                 frames.append(None)
                 continue
             schema = T.StructType(
@@ -202,13 +314,27 @@ def _extract_format(spark: SparkSession, source: Source, fmt: str, files: list[P
             encoding="UTF-8",
         )
         return df.select("*", F.col("_metadata.file_path").alias("_source_file"))
-    df = spark.read.parquet(*paths)
-    cols = []
-    for c in source.columns:
-        cols.append(F.col(c.name) if c.name in df.columns else F.lit(None).cast(c.type).alias(c.name))
-    return df.select(
-        *cols, F.lit(None).cast("string").alias(CORRUPT), F.col("_metadata.file_path").alias("_source_file")
-    )
+    # Spark reads a set of Parquet files with one file's schema: files whose contract columns differ
+    # (one without an optional column, an int64 where others have double) are read group by group
+    # and cast to the contract's types, so no column is lost or mistyped by the mix.
+    groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for path in files:
+        schema = _parquet_schema(path)
+        layout = tuple((c.name, str(schema.field(c.name).type)) for c in source.columns if c.name in schema.names)
+        groups.setdefault(layout, []).append(str(path))
+    out = None
+    for layout, group in groups.items():
+        present = {name for name, _ in layout}
+        df = spark.read.parquet(*group)
+        cols = [
+            (F.col(c.name) if c.name in present else F.lit(None)).cast(c.type).alias(c.name) for c in source.columns
+        ]
+        frame = df.select(
+            *cols, F.lit(None).cast("string").alias(CORRUPT), F.col("_metadata.file_path").alias("_source_file")
+        )
+        out = frame if out is None else out.unionByName(frame)
+    assert out is not None
+    return out
 
 
 def _read_csv(spark: SparkSession, paths: list[str], schema: StructType) -> DataFrame:
@@ -249,6 +375,8 @@ def ingest(spark: SparkSession, settings: Settings, table: str, ds: str, since: 
     phases: dict[str, float] = {}
     for path in files:
         warnings.extend(check_drift(source, path))
+    for path in (p for d in dates for p in ignored_files(settings, source, d)):
+        warnings.append(f"{path.name}: ignored, not a {source.fmt} file ({', '.join(EXTENSIONS[source.fmt])})")
     for w in warnings:
         log.warning("%s: %s", table, w)
     empty = [d for d in dates if not landing_files(settings, source, d)]
@@ -279,10 +407,10 @@ def ingest(spark: SparkSession, settings: Settings, table: str, ds: str, since: 
             malformed = 0
     except PipelineError:
         raise
-    except Exception as exc:  # name the file that cannot be read
-        raise PipelineError(
-            f"{table}: cannot read {_culprit(spark, source, files) or files}: {str(exc).splitlines()[0][:300]}"
-        ) from exc
+    except Exception as exc:  # name the file that cannot be read, and why
+        culprit, cause = read_error(exc)
+        culprit = culprit or _culprit(spark, source, files) or ", ".join(map(str, files))
+        raise PipelineError(f"{table}: cannot read {culprit}: {cause}") from exc
     result = IngestResult(
         table, dates, [str(p) for p in files], counts, malformed, time.perf_counter() - t0, warnings, phases
     )
@@ -307,3 +435,26 @@ def _culprit(spark: SparkSession, source: Source, files: list[Path]) -> str | No
         except Exception:
             return str(path)
     return None
+
+
+def read_error(exc: Exception) -> tuple[str | None, str]:
+    """The file a failed Spark read names (None if it names none) and the cause, in one line.
+
+    Spark's message starts with the Py4J call ("An error occurred while calling o63.count") and
+    hides the cause in the Java trace: take the file from ``FAILED_READ_FILE`` and the innermost
+    ``Caused by``, and say in words what a truncated or fake gzip file is.
+    """
+    text = str(exc)
+    found = re.search(r"while reading file (\S+?)\.?\s", text)
+    path = unquote(re.sub(r"^file:/+", "/", found.group(1))) if found else None
+    causes = re.findall(r"Caused by: ([\w.$]+): ([^\n]*)", text)
+    if path and is_gzip(Path(path)):
+        if any(name.endswith("EOFException") for name, _ in causes):
+            return path, "truncated gzip file (unexpected end of the compressed stream)"
+        if any("gzip" in message.lower() or "header" in message.lower() for _, message in causes):
+            return path, "not a valid gzip file (" + causes[-1][1].strip() + ")"
+    if causes:
+        name, message = causes[-1]
+        return path, f"{name.rsplit('.', 1)[-1]}: {message.strip()}"[:500]
+    error_class = re.search(r"(\[[A-Z_.]+\][^\n]*)", text)
+    return path, (error_class.group(1) if error_class else text.splitlines()[0] if text else repr(exc))[:500]
