@@ -505,9 +505,7 @@ def bench_size(home: Path, source: Path, customers: int, env: dict[str, str], wo
                 "write_lake: before the write job (pandas frame, createDataFrame)": round(
                     sub["score_phases"].get("write_lake", 0.0) - sub["lake_write_job_seconds"], 2
                 ),
-                "write_lake: write job (recommendations + Parquet write)": round(
-                    sub["lake_write_job_seconds"], 2
-                ),
+                "write_lake: write job (recommendations + Parquet write)": round(sub["lake_write_job_seconds"], 2),
                 "publish: read assignments back to pandas": round(sub["publish_read_seconds"], 2),
                 "publish: forecast (bootstrap)": round(sub["publish_forecast_seconds"], 2),
                 "publish: warehouse writes (DuckDB)": round(sub["publish_warehouse_seconds"], 2),
