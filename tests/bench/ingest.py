@@ -87,6 +87,9 @@ def bench_ingest(work: Path, customers: int, days: int) -> dict[str, Any]:
     settings = Settings(home=home, spark_master="local[*]")
     start = manifest["config"]["start"]
     end = sorted(manifest["clean_rows_by_ds"]["events"])[-1]
+    from pyspark import SparkContext
+
+    owns_session = SparkContext._active_spark_context is None  # in a test process the session is shared
     spark = get_spark(settings, "msp-bench")
     for table in ("customers", "products"):
         ingest(spark, settings, table, end, start)
@@ -101,7 +104,8 @@ def bench_ingest(work: Path, customers: int, days: int) -> dict[str, Any]:
     t_ingest = time.perf_counter() - t0
     result = clean(spark, settings, "events", end, start)
     t_spark = time.perf_counter() - t0
-    spark.stop()
+    if owns_session:  # free the JVM before the DuckDB baseline; never stop a session someone else holds
+        spark.stop()
 
     log.info("ingest: DuckDB baseline")
     out = work / "duckdb-events"
