@@ -23,7 +23,7 @@ KNOWN_STRATEGIES = (
 )
 
 
-#: dates and timestamps before this are placeholders (1900-01-01, 1970-01-01) or typos (0026 for 2026)
+#: dates and timestamps before this are sentinel values (1900-01-01, 1970-01-01) or typos (0026 for 2026)
 EARLIEST_DATE = "2000-01-01"
 #: the longest text value a landing field may hold; a longer one is a broken export (an unclosed quote, a blob)
 MAX_TEXT_CHARS = 10_000
