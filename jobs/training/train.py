@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.faults import MLFLOW_AFTER_REGISTER, fault_point
 from jobs.models.frame import FeatureSpec
 from jobs.settings import Settings
 from jobs.training.dataset import load_training_set, training_set_path
@@ -220,6 +221,7 @@ def train(
     overrides = dict(params or {})
     tune = (kind == "xgboost" and settings.tuning_budget_s > 0) if tune is None else tune
     started = time.perf_counter()
+    close_interrupted_runs(settings, kind, ds)
     with mlflow.start_run(run_name=f"{kind}-{ds}") as run:
         mlflow.set_tags({"msp.ds": ds, "msp.model_family": kind, "msp.registered_model": name, "msp.role": "training"})
         source = str(training_set_path(settings, ds))
@@ -298,6 +300,7 @@ def train(
                 pip_requirements=_requirements(kind),
             )
         version = str(info.registered_model_version)
+        fault_point(MLFLOW_AFTER_REGISTER)
         client = mlflow.MlflowClient()
         client.set_registered_model_alias(name, CHALLENGER, version)
         client.set_model_version_tag(name, version, "msp.ds", ds)
@@ -328,6 +331,40 @@ def train(
         "seconds": seconds,
         "metrics": {k: metrics[k] for k in SUMMARY_METRICS},
     }
+
+
+def close_interrupted_runs(settings: Settings, kind: str, ds: str) -> list[str]:
+    """Mark runs of this family and date that a killed attempt left RUNNING as FAILED; returns their ids.
+
+    A process killed mid-run (OOM, lost worker, ``MSP_FAULT``) never ends its MLflow run, which the UI
+    then shows as running forever. Airflow does not run two attempts of one task at once, so when the
+    next attempt starts, a RUNNING run with the same family and date is a dead one. Versions such a run
+    registered keep no alias (the alias is set last) and get the tag ``msp.status=interrupted``, so
+    nobody promotes them by mistake.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+    if experiment is None:
+        return []
+    stale = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=(
+            f"attributes.status = 'RUNNING' and tags.`msp.role` = 'training' "
+            f"and tags.`msp.model_family` = '{kind}' and tags.`msp.ds` = '{ds}'"
+        ),
+    )
+    name = model_name(settings, kind)
+    for run in stale:
+        run_id = run.info.run_id
+        client.set_tag(run_id, "msp.status", "interrupted")
+        client.set_terminated(run_id, status="FAILED")
+        for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+            client.set_model_version_tag(name, version.version, "msp.status", "interrupted")
+            log.warning("%s v%s is from interrupted run %s: tagged, never aliased", name, version.version, run_id)
+        log.warning("training run %s (%s, %s) was left RUNNING by a killed attempt: marked FAILED", run_id, kind, ds)
+    return [r.info.run_id for r in stale]
 
 
 def _requirements(kind: str) -> list[str]:

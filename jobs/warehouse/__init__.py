@@ -21,9 +21,7 @@ DuckDB has no roles: a BI tool opens the file read-only, ``duckdb.connect(path, 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import signal
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.faults import WAREHOUSE_BEFORE_SWAP, fault_point
 from jobs.settings import Settings, require_identifier
 
 if TYPE_CHECKING:
@@ -44,8 +43,6 @@ log = logging.getLogger(__name__)
 
 BI_ROLE = "bi_reader"
 COPY_CHUNK_ROWS = 100_000
-FAULT_ENV = "MSP_FAULT"
-FAULT_BEFORE_SWAP = "warehouse_before_swap"
 _STAGE = "_msp_stage"
 
 
@@ -214,7 +211,7 @@ class Warehouse:
             key, columns = _duckdb_key_and_columns(con, self.schema, table)
             upsert = bool(key) and set(key) <= set(cols) and set(columns) <= set(cols)
             con.register("_incoming", frame)
-            _fault_point(before_swap)
+            fault_point(WAREHOUSE_BEFORE_SWAP, before_swap)
             con.execute("BEGIN TRANSACTION")
             if upsert:
                 same_key = " AND ".join(f"_new.{k} = _old.{k}" for k in key)
@@ -256,7 +253,7 @@ class Warehouse:
             _require_inside(cur.fetchone()[0], rows, qualified, where)
             con.commit()
             staged = time.perf_counter()
-            _fault_point(before_swap)
+            fault_point(WAREHOUSE_BEFORE_SWAP, before_swap)
             # one writer per table swaps at a time: a concurrent rerun of the slice waits, then replaces it whole
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"msp_replace:{qualified}"])
             cur.execute(f"DELETE FROM {qualified} WHERE {condition}", list(where.values()))
@@ -314,7 +311,7 @@ class Warehouse:
             cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
             cur.execute(f"ALTER TABLE {schema}.{stage} ADD CONSTRAINT {stage}_pkey PRIMARY KEY ({', '.join(primary)})")
         staged = time.perf_counter()
-        _fault_point(before_swap)
+        fault_point(WAREHOUSE_BEFORE_SWAP, before_swap)
         for partition, is_default in _pg_partitions(cur, schema, table):
             if is_default:
                 cur.execute(f"DELETE FROM ONLY {schema}.{partition} WHERE {key} = {literal}")
@@ -405,14 +402,6 @@ def _statements(sql: str) -> list[str]:
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
-
-def _fault_point(hook: Callable[[], None] | None) -> None:
-    """The point between staging and swap: run the test hook; SIGKILL ourselves if MSP_FAULT asks to."""
-    if hook is not None:
-        hook()
-    if os.environ.get(FAULT_ENV) == FAULT_BEFORE_SWAP:
-        log.warning("%s=%s: killing this process before the swap", FAULT_ENV, FAULT_BEFORE_SWAP)
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _require_inside(inside: int, rows: int, qualified: str, where: dict[str, Any]) -> None:
