@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench.dags import dag_files
 from tests.bench.run import BENCHMARKS, SECTION_TITLES, ensure_postgres, main, markdown_sections, render_markdown
 from tests.bench.scoring import DemoStateMissing, demo_state
 from tests.conftest import DATASETS, ROOT
@@ -43,10 +44,10 @@ def _postgres_present() -> bool:
 
 @pytest.fixture(scope="module")
 def data_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """``--quick --only simulator,ingest``: (results.json, BENCHMARKS.md)."""
+    """``--quick --only dag_parse,simulator,ingest``: (results.json, BENCHMARKS.md)."""
     folder = tmp_path_factory.mktemp("bench")
     results, markdown = folder / "results.json", folder / "BENCHMARKS.md"
-    args = ["--quick", "--only", "simulator,ingest", "--results", str(results), "--markdown", str(markdown)]
+    args = ["--quick", "--only", "dag_parse,simulator,ingest", "--results", str(results), "--markdown", str(markdown)]
     assert main(args) == 0
     return results, markdown
 
@@ -60,7 +61,12 @@ def test_bench_quick_writes_results_and_markdown(data_run: tuple[Path, Path]) ->
     ingest = data["ingest"]
     assert ingest["spark_silver_rows"] == ingest["clean_rows_expected"], "Spark's silver must match the truth"
     assert ingest["duckdb_silver_rows"] > 0 and ingest["ratio_spark_to_duckdb"] > 0
+    parse = data["dag_parse"]
+    assert [r["file"] for r in parse["files"]] == [f"dags/{p.name}" for p in dag_files()]
+    assert all(0 < r["median_s"] <= r["max_s"] and r["ratio_to_reference"] > 0 for r in parse["files"])
+    assert parse["reference_median_s"] > 0 and isinstance(parse["goal_met"], bool)
     text = markdown.read_text()
+    assert "## DAG parse time" in text and "`dags/marketing_score.py`" in text
     assert "## Shop simulator" in text and "| 2,000 |" in text
     assert "## Ingest + clean of events" in text
 
@@ -84,7 +90,8 @@ def test_bench_quick_model_benchmarks_add_their_sections(data_run: tuple[Path, P
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(results.read_text())
-    assert data["simulator"] == before["simulator"] and data["ingest"] == before["ingest"], "a partial run keeps them"
+    kept = ("dag_parse", "simulator", "ingest")
+    assert all(data[name] == before[name] for name in kept), "a partial run keeps them"
 
     overhead = data["train_overhead"]
     assert overhead["rows"] == 20_000 and overhead["rounds"] == 20
@@ -116,7 +123,7 @@ def test_bench_quick_model_benchmarks_add_their_sections(data_run: tuple[Path, P
         assert warehouse["copy_rows_per_s"] > 0 and warehouse["ratio"] > 0 and isinstance(warehouse["goal_met"], bool)
 
     text = markdown.read_text()
-    expected = [name for name in BENCHMARKS if name in {"simulator", "ingest", *only}]
+    expected = [name for name in BENCHMARKS if name in {"dag_parse", "simulator", "ingest", *only}]
     assert [name for name in BENCHMARKS if SECTION_TITLES[name] in text] == expected
     assert "Ratio ours / bare" in text and "Keras (`KerasMultiHeadUplift.fit`" in text
     # without a results.json, a partial run keeps the other sections of the markdown as they were
@@ -128,3 +135,15 @@ def test_bench_quick_model_benchmarks_add_their_sections(data_run: tuple[Path, P
 def test_bench_scoring_without_demo_state_says_to_run_make_demo(tmp_path: Path) -> None:
     with pytest.raises(DemoStateMissing, match="run `make demo` first"):
         demo_state(tmp_path / "var")
+
+
+def test_a_partial_run_keeps_sections_that_results_json_does_not_hold(tmp_path: Path) -> None:
+    """results.json from an earlier partial run lacks the simulator; the markdown's section survives."""
+    results, markdown = tmp_path / "results.json", tmp_path / "B.md"
+    results.write_text(json.dumps({"machine": {}, "warehouse": None}))
+    section = "## Shop simulator (`msp simulate`)\n\nan earlier figure: 42 s\n"
+    markdown.write_text(f"# Benchmarks\n\n{section}")
+    assert main(["--quick", "--only", "dag_parse", "--results", str(results), "--markdown", str(markdown)]) == 0
+    sections = markdown_sections(markdown.read_text())
+    assert sections["simulator"].strip() == section.strip()
+    assert "dag_parse" in sections and "| `dags/marketing_score.py` |" in sections["dag_parse"]
