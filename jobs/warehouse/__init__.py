@@ -403,7 +403,6 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-
 def _require_inside(inside: int, rows: int, qualified: str, where: dict[str, Any]) -> None:
     if inside != rows:
         raise ValueError(

@@ -1,0 +1,1 @@
+"""Closed loop: realised effects of the strategies against the random holdout, drift, predicted against realised."""
