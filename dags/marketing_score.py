@@ -3,16 +3,25 @@
 
 Daily batch scoring: who gets which strategy tonight, and what it is expected to bring.
 
-1. **build_features**: `gold/features/ds=<ds>` (point in time; idempotent).
-2. **score**: loads `models:/<name>@champion` (the version is pinned and recorded), predicts
+1. **check_data_quality**: blocks the run (fails at once) when the latest data-quality check up to the
+   run date of any silver table has a failed critical expectation (`marketing.data_quality`).
+2. **build_features**: `gold/features/ds=<ds>` (point in time; idempotent).
+3. **score**: loads `models:/<name>@champion` (the version is pinned and recorded), predicts
    conversion and net revenue under every strategy with `mlflow.pyfunc.spark_udf`, prices them
    with the strategy catalogue (`jobs/scoring/strategies.yaml` or `MSP_STRATEGY_CATALOGUE`), solves
    the budget- and cap-constrained multiple-choice knapsack (gap to the LP bound logged), applies
    the random holdout and exploration (every row keeps its propensity and reason), adds
    co-occurrence recommendations for `email_recommendations`, and writes `gold/assignments/ds=…`.
-3. **publish**: replaces the run date in the warehouse tables `strategy_assignments` and
+4. **publish**: replaces the run date in the warehouse tables `strategy_assignments` and
    `campaign_forecast` (PostgreSQL: the assignments COPY-loaded into a new table that is swapped in as
    the run date's partition; the forecast through a staging table; each in one transaction).
+5. **drift** (beside publish): population stability index of every model input and of the control
+   score against the champion's training date, into `marketing.feature_drift`; a column above
+   `MSP_DRIFT_PSI_ALERT` raises an alert (log + `MSP_ALERT_WEBHOOK_URL`) without failing the run.
+
+**Deadline**: a run not finished 3 hours after it was queued raises a deadline alert (Airflow 3 deadline
+alerts: the triggerer calls `jobs.alerts.deadline_missed_alert`, which logs and POSTs to
+`MSP_ALERT_WEBHOOK_URL`).
 
 Runs daily at 05:00 UTC and when a new champion is promoted or features are rebuilt. Rerunning a
 date replaces it everywhere. **Params**: `ds` (default: logical date, or today).
@@ -23,11 +32,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.alerts import task_failure_alert
+from jobs.alerts import deadline_missed_alert, task_failure_alert
 
 CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", group="msp-models")
 ASSIGNMENTS = Asset(name="msp.gold.assignments", uri="msp://lake/gold/assignments", group="msp-gold")
@@ -52,6 +61,13 @@ default_args = {
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
+    # the nightly chain's deadline: tonight's assignments must be in the warehouse 3 hours after the 05:00 start
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=3),
+        callback=AsyncCallback(deadline_missed_alert, kwargs={"chain": "ingest -> train -> score"}),
+        name="assignments_published",
+    ),
     tags=["msp", "score", "spark", "mlflow", "warehouse"],
     doc_md=__doc__,
     params={"ds": Param(None, type=["null", "string"], format="date", description="Run date (YYYY-MM-DD).")},
@@ -64,6 +80,13 @@ def marketing_score() -> None:
         from jobs.pipeline.tasks import partition_date
 
         return check_ds(partition_date(context))
+
+    @task
+    def check_data_quality(run_date: str) -> dict:
+        """Stop on a failed critical data check of the inputs (no retry can fix the data)."""
+        from jobs.scoring.tasks import quality_gate_task
+
+        return quality_gate_task(run_date)
 
     @task
     def build_features(run_date: str) -> dict:
@@ -86,8 +109,16 @@ def marketing_score() -> None:
 
         return publish_task(run_date)
 
+    @task
+    def drift(run_date: str) -> dict:
+        """PSI against the champion's training population; recorded, alerted above the threshold."""
+        from jobs.scoring.tasks import drift_task
+
+        return drift_task(run_date)
+
     run_date = resolve_date()
-    build_features(run_date) >> score(run_date) >> publish(run_date)
+    scored = score(run_date)
+    check_data_quality(run_date) >> build_features(run_date) >> scored >> [publish(run_date), drift(run_date)]
 
 
 marketing_score()

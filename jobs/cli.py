@@ -194,6 +194,28 @@ def clean_command(table: TableArg, ds: DsOpt, since: SinceOpt = None) -> None:
     _run_step("clean", table, ds, since)
 
 
+@app.command("score")
+def score_command(
+    ds: DsOpt,
+    publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Also write the warehouse.")] = True,
+) -> None:
+    """Score the run date with the @champion (gold/assignments) and publish it to the warehouse."""
+    from jobs.scoring.tasks import publish_task, score_task
+
+    result = score_task(ds)
+    typer.echo(json.dumps({k: result[k] for k in ("run_date", "customers", "mix", "optimiser")}, indent=2, default=str))
+    if publish:
+        typer.echo(json.dumps(publish_task(ds)))
+
+
+@app.command("evaluate")
+def evaluate_command(ds: DsOpt) -> None:
+    """Realised effects of every run whose attribution window closed by DS (warehouse + MLflow)."""
+    from jobs.evaluation.tasks import evaluate_task
+
+    typer.echo(json.dumps(evaluate_task(ds), indent=2, default=str))
+
+
 @warehouse_app.command("init")
 def warehouse_init_command() -> None:
     """Apply the versioned migrations; on PostgreSQL also grant the read-only role bi_reader."""

@@ -1,8 +1,9 @@
 """``msp demo``: the whole pipeline end to end on embedded defaults, stage by stage.
 
 Each stage logs when it starts and what it produced; the summary at the end says where to look.
-Stages now: simulate, then marketing_ingest, marketing_train and marketing_score through Airflow.
-Evaluation (the closed loop) joins the list when it lands.
+Stages: simulate, then marketing_ingest, marketing_train and marketing_score through Airflow, then
+the closed loop: ``DEMO_NIGHTS`` nights of answer (the simulator's respond), ingest and score, and
+marketing_evaluate once the last night's attribution window has closed (:mod:`jobs.loop`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 DEMO_CUSTOMERS = 20_000
 DEMO_PRODUCTS = 400
 DEMO_DAYS = 60
+DEMO_NIGHTS = 2
 
 
 @dataclass
@@ -194,6 +196,85 @@ def _score(settings: Settings, report: DemoReport) -> None:
     report.add("")
 
 
+def _dag_runner(settings: Settings):
+    from jobs.airflow_local import dags_test, failed_tasks
+
+    def run(dag_id: str, ds: str) -> None:
+        result = dags_test(settings, dag_id, ds, {"ds": ds})
+        if not result.ok:
+            raise RuntimeError(
+                f"{dag_id} {ds} ended {result.state} (failed tasks: {failed_tasks(settings, result)}); "
+                f"log: {result.log_path}"
+            )
+
+    return run
+
+
+def _loop(settings: Settings, report: DemoReport) -> None:
+    import math
+
+    from jobs.loop import run_loop
+    from jobs.simulator.config import SimConfig
+    from jobs.warehouse import Warehouse
+
+    first = SimConfig(customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS).end.isoformat()
+    result = run_loop(settings, first, DEMO_NIGHTS, _dag_runner(settings))
+    schema = settings.warehouse_schema
+    wh = Warehouse.from_settings(settings)
+    nights = ", ".join(f"DATE '{d}'" for d in result.nights)
+    effects = wh.query(
+        f"SELECT run_date, strategy, segment, customers, holdout_customers, predicted_incremental_conversions, "
+        f"incremental_conversions, incremental_conversions_lo, incremental_conversions_hi, "
+        f"prediction_inside_interval FROM {schema}.strategy_effects WHERE run_date IN ({nights})"
+    )
+    pooled = effects[effects["segment"] == "all"]
+    cells = effects[effects["segment"] != "all"]["prediction_inside_interval"].dropna()
+    report.add(
+        f"closed loop: {len(result.nights)} nights ({result.nights[0]}..{result.nights[-1]}) answered by the "
+        f"simulator, ingested, scored; marketing_evaluate on {result.evaluated_on}"
+    )
+    report.add("  per strategy, summed over the nights (realised: against the holdout the model would have given it):")
+    report.add(f"  {'strategy':<22} {'customers':>9} {'holdout':>7} {'predicted':>10} {'realised [95% interval]':>30}")
+    for strategy, g in pooled.groupby("strategy"):
+        width = g["incremental_conversions_hi"] - g["incremental_conversions_lo"]
+        se = math.sqrt(float(((width / (2 * 1.959964)) ** 2).sum()))  # nights are independent samples
+        realised = g["incremental_conversions"].sum()
+        report.add(
+            f"  {strategy:<22} {g['customers'].sum():>9,} {g['holdout_customers'].sum():>7,} "
+            f"{g['predicted_incremental_conversions'].sum():>10.1f} "
+            f"{realised:>10.1f} [{realised - 1.96 * se:>7.1f}, {realised + 1.96 * se:>7.1f}]"
+        )
+    if len(cells):
+        report.add(
+            f"  (strategy, segment, night) cells whose prediction lies inside the realised 95% interval: "
+            f"{int(cells.sum())} of {len(cells)} ({cells.mean():.0%})"
+        )
+    metrics = wh.query(
+        f"SELECT run_date, metric, value FROM {schema}.model_metrics WHERE source = 'evaluate' "
+        f"AND run_date IN ({nights})"
+    )
+    realised = metrics.pivot(index="run_date", columns="metric", values="value")
+    realised.index = realised.index.astype(str)
+    report.add("  the policy's incremental profit (true values from the simulator; realised = holdout estimate):")
+    report.add(
+        f"  {'night':<11} {'policy (true)':>13} {'oracle (true)':>13} {'ratio':>6} {'realised [95% interval]':>32}"
+    )
+    for ds in result.nights:
+        t = result.truth[ds]
+        r = realised.loc[ds] if ds in realised.index else None
+        measured = (
+            f"{r['policy_incremental_profit']:>10.1f} [{r['policy_incremental_profit_lo']:>8.1f}, "
+            f"{r['policy_incremental_profit_hi']:>8.1f}]"
+            if r is not None
+            else "-"
+        )
+        report.add(f"  {ds:<11} {t['policy']:>13.1f} {t['oracle']:>13.1f} {t['ratio_to_oracle']:>6.2f} {measured:>32}")
+    report.add(f'  warehouse      .venv/bin/msp warehouse query "SELECT * FROM {schema}.v_strategy_effects"')
+    report.add(f'                 .venv/bin/msp warehouse query "SELECT * FROM {schema}.feature_drift"')
+    report.add(f"  MLflow         experiment {settings.mlflow_experiment}-evaluation (one run per night)")
+    report.add("")
+
+
 def _where_to_look(settings: Settings, report: DemoReport) -> None:
     report.add("Where to look:")
     report.add(f"  lake           {settings.lake}/{{landing,bronze,silver,quarantine,gold}}/<table>/ds=YYYY-MM-DD/")
@@ -210,6 +291,7 @@ def _where_to_look(settings: Settings, report: DemoReport) -> None:
     report.add("                 .venv/bin/msp train model xgboost --ds 2026-10-30")
     report.add("                 .venv/bin/msp train promote --ds 2026-10-30")
     report.add("  close the loop .venv/bin/msp simulate respond --assignments FILE --date YYYY-MM-DD")
+    report.add("                 .venv/bin/msp evaluate --ds YYYY-MM-DD")
 
 
 STAGES: list[tuple[str, Callable[[Settings, DemoReport], None]]] = [
@@ -217,6 +299,7 @@ STAGES: list[tuple[str, Callable[[Settings, DemoReport], None]]] = [
     ("marketing_ingest through Airflow: landing -> bronze -> silver + quarantine, GX gate", _ingest),
     ("marketing_train through Airflow: features, XGBoost + Keras uplift models, MLflow registry", _train),
     ("marketing_score through Airflow: champion predictions, knapsack, recommendations, warehouse", _score),
+    (f"closed loop: {DEMO_NIGHTS} nights answered, ingested and scored, then marketing_evaluate", _loop),
 ]
 
 

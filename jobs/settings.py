@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     # Monitoring (issue 6)
     drift_psi_warn: float = Field(0.1, ge=0, description="PSI from which a feature or score shift is a warning.")
     drift_psi_alert: float = Field(0.25, ge=0, description="PSI from which a shift raises a drift alert.")
+    attribution_days: int = Field(
+        7, ge=1, le=60, description="Days after a campaign's send date in which a conversion counts for it."
+    )
+    evaluation_lookback_days: int = Field(
+        28, ge=0, le=365, description="marketing_evaluate re-evaluates runs whose window closed this many days back."
+    )
     # Scoring (issue 5)
     scoring_model: str = Field("xgboost", description="Model family whose @champion scores (xgboost or keras).")
     strategy_catalogue: Path | None = Field(None, description="Strategy catalogue YAML (default: the shipped one).")

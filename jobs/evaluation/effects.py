@@ -144,6 +144,7 @@ def _rows(rows: pd.DataFrame, strategy_column: str, by: tuple[str, ...]) -> pd.D
         "revenue": _floats(rows["revenue"]),
         "clicked": _floats(rows["clicked"]),
         "cost": _floats(rows["cost"]),
+        "margin_rate": _floats(rows["margin_rate"]) if "margin_rate" in rows else 1.0,
         "predicted_conversions": _floats(rows["p_convert_chosen"]) - _floats(rows["p_convert_control"]),
         "predicted_revenue": _floats(rows["expected_incremental_revenue"]),
         "predicted_profit": _floats(rows["expected_incremental_profit"]),
@@ -231,6 +232,7 @@ def strategy_effects(
         revenue_var=("revenue", "var"),
         revenue_n=("revenue", "count"),
         cost=("cost", "sum"),
+        margin_rate=("margin_rate", "mean"),
     )
     predicted = t_groups[["predicted_conversions", "predicted_revenue", "predicted_profit"]].sum(min_count=1)
     h = holdout.groupby(keys, dropna=False, sort=True).agg(
@@ -276,7 +278,8 @@ def strategy_effects(
     ):
         for suffix in ("", "_lo", "_hi"):
             g[f"{total}{suffix}"] = g[f"{rate}{suffix}"] * customers
-    g["incremental_profit"] = g["incremental_revenue"] - g["cost"]
+    # profit counts the margin on revenue when the frame says it (per strategy, so constant in a group)
+    g["incremental_profit"] = g["incremental_revenue"] * g["margin_rate"] - g["cost"]
     g["roi"] = g["incremental_profit"] / g["cost"].where(g["cost"] != 0)
     g = g.rename(
         columns={
@@ -299,14 +302,16 @@ def policy_value(frame: pd.DataFrame, control: str = "no_action", level: float =
     """The policy's realised incremental profit over the run, against the holdout, with a Welch interval.
 
     (mean profit of model-assigned rows - mean profit of holdout rows) x non-holdout customers, where a row's
-    profit is ``revenue - cost``. Explore rows are left out of both means but counted among the customers.
+    profit is ``margin_rate * revenue - cost`` (``margin_rate`` 1 when the frame has no such column). Explore
+    rows are left out of both means but counted among the customers.
     """
     _validate(frame, ("strategy", "reason", "revenue", "cost"))
     reason = frame["reason"]
     off_control = int(((reason == "holdout") & (frame["strategy"] != control)).sum())
     if off_control:
         log.warning("policy value: %d holdout rows did not receive the control %r", off_control, control)
-    profit = _floats(frame["revenue"]) - _floats(frame["cost"])
+    margin = _floats(frame["margin_rate"]) if "margin_rate" in frame else 1.0
+    profit = margin * _floats(frame["revenue"]) - _floats(frame["cost"])
     result = welch_test(profit[reason == "model"], profit[reason == "holdout"], level)
     customers = int((reason != "holdout").sum())
     value = {

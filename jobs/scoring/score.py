@@ -55,6 +55,7 @@ ASSIGNMENT_COLUMNS = [
     "model_name",
     "model_version",
     "scored_at",
+    "model_strategy",
 ]
 ELIGIBILITY_FEATURES = (
     "has_email",
@@ -196,6 +197,7 @@ def score(spark: SparkSession, settings: Settings, ds: str, catalogue: Catalogue
             "expected_cost": cost[rows, chosen],
             "expected_profit": profit[rows, chosen],
             "expected_incremental_profit": value[rows, chosen],
+            "model_strategy": np.asarray(names)[assignment.model_choice],
         }
     )
     out.insert(0, "customer_id", frame["customer_id"].to_numpy())
@@ -279,6 +281,8 @@ def publish(spark: SparkSession, settings: Settings, ds: str, n_boot: int = 200)
     if not path.is_dir():
         raise PipelineError(f"{path} does not exist: score {ds} first")
     frame = spark.read.parquet(str(path)).withColumn("run_date", F.lit(ds).cast("date")).toArrow().to_pandas()
+    if "model_strategy" not in frame.columns:  # scored before the column existed: the choice is unknown
+        frame["model_strategy"] = None
     frame = frame[ASSIGNMENT_COLUMNS]
     fc = forecast(
         frame["strategy"].to_numpy(),

@@ -40,3 +40,26 @@ def publish_task(ds: str) -> dict[str, int]:
     return fail_on_data_errors(
         publish, get_spark(settings, "msp-publish", settings.scoring_driver_memory), settings, ds
     )
+
+
+def drift_task(ds: str) -> dict[str, Any]:
+    """PSI of tonight's population and scores against the champion's training date (recorded; alerts)."""
+    from jobs.monitoring.population import scoring_drift
+    from jobs.spark import get_spark
+
+    settings = get_settings()
+    result = fail_on_data_errors(scoring_drift, get_spark(settings, "msp-drift"), settings, ds)
+    return {"reference_date": result.reference_date, "alerted": result.alerted, "worst": result.worst()}
+
+
+def quality_gate_task(ds: str) -> dict[str, str]:
+    """Fail at once (no retry can fix data) when a critical data check of the inputs failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from jobs.quality.scoring_gate import check_scoring_inputs
+    from jobs.quality.validate import QualityError
+
+    try:
+        return check_scoring_inputs(get_settings(), ds)
+    except QualityError as exc:
+        raise AirflowFailException(str(exc)) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
 import pytest
 
 from jobs.airflow_local import dags_test, failed_tasks
@@ -12,6 +13,7 @@ from jobs.settings import Settings
 from jobs.simulator.config import SimConfig
 from jobs.simulator.engine import simulate
 from jobs.training.train import configure_mlflow
+from jobs.warehouse import Warehouse
 
 # the demo's size: four campaigns (days 7, 21, 35, 49) of about 9,000 customers each
 CFG = SimConfig(seed=5, customers=20_000, products=400, days=60)
@@ -41,3 +43,29 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def run_score(settings: Settings, env: dict[str, str] | None = None) -> None:
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        run = dags_test(settings, "marketing_score", END, {"ds": END})
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert run.ok, f"DAG run {run.state}, failed tasks {failed_tasks(settings, run)}; see {run.log_path}"
+
+
+def rows(url: str, schema: str = "marketing") -> pd.DataFrame:
+    frame = Warehouse(url, schema).query(f"SELECT * FROM {schema}.strategy_assignments ORDER BY customer_id")
+    return frame.drop(columns=["scored_at"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="package")
+def scored(trained: dict) -> dict:
+    settings = trained["settings"]
+    run_score(settings)
+    return {"settings": settings, "duckdb": rows(settings.resolved_warehouse_url)}

@@ -3,48 +3,18 @@ night's assignments valued against the simulator's truth."""
 
 from __future__ import annotations
 
-import os
 from datetime import date
 
 import duckdb
 import pandas as pd
-import pytest
 
-from jobs.airflow_local import dags_test, failed_tasks
 from jobs.scoring.catalogue import load_catalogue
-from jobs.settings import Settings
 from jobs.simulator.respond import respond
 from jobs.warehouse import Warehouse
-from tests.e2e.conftest import END
+from tests.e2e.conftest import END, rows, run_score
 from tests.support.policy_truth import policy_against_truth
 
 KEY = ["run_date", "customer_id"]
-
-
-def run_score(settings: Settings, env: dict[str, str] | None = None) -> None:
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
-        run = dags_test(settings, "marketing_score", END, {"ds": END})
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    assert run.ok, f"DAG run {run.state}, failed tasks {failed_tasks(settings, run)}; see {run.log_path}"
-
-
-def rows(url: str, schema: str = "marketing") -> pd.DataFrame:
-    frame = Warehouse(url, schema).query(f"SELECT * FROM {schema}.strategy_assignments ORDER BY customer_id")
-    return frame.drop(columns=["scored_at"]).reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def scored(trained: dict) -> dict:
-    settings = trained["settings"]
-    run_score(settings)
-    return {"settings": settings, "duckdb": rows(settings.resolved_warehouse_url)}
 
 
 def test_assignments_in_duckdb_are_complete_and_recorded(scored: dict) -> None:

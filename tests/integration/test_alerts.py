@@ -10,9 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk import AsyncCallback  # at import time: Airflow configures logging once, before caplog
 
 from jobs.alerts import failure_payload, send_alert, task_failure_alert
 from jobs.settings import get_settings
+from tests.support import resolve_dotted
 
 
 class Receiver(ThreadingHTTPServer):
@@ -88,3 +90,36 @@ def test_an_unreachable_webhook_is_logged_not_raised(caplog: pytest.LogCaptureFi
     with caplog.at_level("WARNING", logger="msp.alerts"):
         assert send_alert(failure_payload(context(RuntimeError("x"))), "http://127.0.0.1:9/nothing") is False
     assert "alert webhook failed" in caplog.text
+
+
+def test_the_deadline_callback_posts_what_airflow_hands_it(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The context is what ``Deadline.handle_miss`` builds: the DAG run as the REST API shows it, and the deadline."""
+    import asyncio
+
+    from jobs.alerts import deadline_missed_alert
+
+    callback = AsyncCallback(deadline_missed_alert, kwargs={"chain": "ingest -> train -> score"})
+    assert resolve_dotted(callback.path) is deadline_missed_alert  # the triggerer imports it by this path
+    ctx = {
+        "dag_run": {
+            "dag_id": "marketing_score",
+            "dag_run_id": "scheduled__2026-10-30T05:00:00+00:00",
+            "state": "running",
+            "logical_date": "2026-10-30T05:00:00Z",
+        },
+        "deadline": {"id": "0193", "deadline_time": datetime(2026, 10, 30, 8, 0, tzinfo=UTC)},
+    }
+    monkeypatch.setenv("MSP_ALERT_WEBHOOK_URL", receiver.url)
+    get_settings.cache_clear()
+    try:
+        with caplog.at_level("ERROR", logger="msp.alerts"):
+            asyncio.run(deadline_missed_alert(context=ctx, **callback.kwargs))
+    finally:
+        get_settings.cache_clear()
+    assert receiver.got_one.wait(10)
+    [body] = receiver.received
+    assert (body["event"], body["dag_id"], body["state"]) == ("deadline_missed", "marketing_score", "running")
+    assert body["deadline"] == "2026-10-30T08:00:00+00:00" and body["chain"] == "ingest -> train -> score"
+    assert "ALERT ingest -> train -> score: marketing_score run scheduled__2026-10-30T05:00:00+00:00" in caplog.text

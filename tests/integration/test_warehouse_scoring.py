@@ -31,8 +31,16 @@ from jobs.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
-TABLES = ["strategy_assignments", "campaign_forecast", "model_metrics", "data_quality", "schema_migrations"]
-VIEWS = ["v_latest_assignments", "v_strategy_summary"]
+TABLES = [
+    "strategy_assignments",
+    "campaign_forecast",
+    "model_metrics",
+    "data_quality",
+    "strategy_effects",
+    "feature_drift",
+    "schema_migrations",
+]
+VIEWS = ["v_latest_assignments", "v_strategy_summary", "v_strategy_effects"]
 MONEY = ["expected_revenue", "expected_incremental_revenue", "expected_cost", "expected_profit"]
 
 
@@ -57,6 +65,7 @@ def assignments(run_date: date, n: int, version: str = "1", seed: int = 0, first
             "model_name": "msp_uplift_xgboost",
             "model_version": version,
             "scored_at": pd.Timestamp(f"2026-03-0{run_date.day} 04:05:06.123456"),
+            "model_strategy": rng.choice(["email", "discount_10", "none"], n),
         }
     )
 
@@ -129,11 +138,12 @@ def test_0003_moves_rows_written_before_it_and_a_rerun_replaces_them(
     shipped = warehouse_module.migrations()
     monkeypatch.setattr(warehouse_module, "migrations", lambda: shipped[:2])
     wh.migrate()
-    d1, d2 = assignments(D1, 300, seed=1), assignments(D2, 200, seed=2)
-    wh.replace("strategy_assignments", {"run_date": D1}, d1)
-    wh.replace("strategy_assignments", {"run_date": D2}, d2)
+    # written before 0004 added model_strategy: it reads back NULL
+    d1, d2 = (assignments(d, n, seed=s).assign(model_strategy=None) for d, n, s in ((D1, 300, 1), (D2, 200, 2)))
+    wh.replace("strategy_assignments", {"run_date": D1}, d1.drop(columns="model_strategy"))
+    wh.replace("strategy_assignments", {"run_date": D2}, d2.drop(columns="model_strategy"))
     monkeypatch.undo()
-    assert wh.migrate() == ["0003_partition_assignments"]
+    assert wh.migrate() == ["0003_partition_assignments", "0004_closed_loop"]
     pd.testing.assert_frame_equal(rows(wh), expected(d1, d2))
     d1_v2 = assignments(D1, 250, version="2", seed=3, first=100)
     wh.replace("strategy_assignments", {"run_date": D1}, d1_v2)
@@ -442,7 +452,7 @@ def test_bi_reader_can_select_everything_and_change_nothing(
 ) -> None:
     wh = Warehouse(postgres_url, f"t_{secrets.token_hex(6)}")
     first = init_via_cli(monkeypatch, postgres_url, wh.schema)
-    assert "applied ['0001_data_quality', '0002_scoring', '0003_partition_assignments']" in first
+    assert "applied ['0001_data_quality', '0002_scoring', '0003_partition_assignments', '0004_closed_loop']" in first
     assert "bi_reader" in first
     assert "up to date" in init_via_cli(monkeypatch, postgres_url, wh.schema)  # idempotent, role included
     wh.replace("strategy_assignments", {"run_date": D1}, assignments(D1, 20))

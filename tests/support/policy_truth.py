@@ -26,17 +26,7 @@ import pandas as pd
 from jobs.features.build import AFFINITY_COLUMN, NUMERIC_FEATURES
 from jobs.scoring.catalogue import Catalogue
 from jobs.scoring.optimiser import decide, optimise
-
-
-def true_values(truth_dir: Path, ds: str, customers: pd.Series, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
-    """(true incremental profit, true expected cost), each (n, K) in catalogue order, rows as ``customers``."""
-    truth = pd.read_parquet(truth_dir / "campaign_truth" / f"ds={ds}")
-    wide = truth.pivot_table(index="customer_id", columns="strategy", values=["p_convert", "expected_revenue"])
-    p = wide["p_convert"].reindex(customers)[list(catalogue.names)].to_numpy()
-    rev = wide["expected_revenue"].reindex(customers)[list(catalogue.names)].to_numpy()
-    if np.isnan(p).any():
-        raise ValueError(f"the truth of {ds} lacks some scored customers")
-    return catalogue.incremental_profit(p, rev), catalogue.expected_cost(p, rev)
+from jobs.simulator.oracle import against_oracle, true_values
 
 
 def feature_matrix(features: pd.DataFrame) -> np.ndarray:
@@ -70,14 +60,10 @@ def policy_against_truth(
     frame = assignments.set_index("customer_id").loc[features["customer_id"]].reset_index()
     value, cost = true_values(truth_dir, ds, frame["customer_id"], catalogue)
     eligible = catalogue.eligibility_mask(features)
-    index = {s: k for k, s in enumerate(catalogue.names)}
-    chosen = frame["strategy"].map(index).to_numpy()
     rows = np.arange(len(frame))
-    n = len(frame)
-    caps = catalogue.caps_for(n)
-    policy = float(value[rows, chosen].sum())
-    spent = float(cost[rows, chosen].sum())
-    oracle = optimise(value, cost, eligible, catalogue.budget, caps, control=0)
+    caps = catalogue.caps_for(len(frame))
+    base = against_oracle(assignments, features, truth_dir, ds, catalogue)
+    policy, oracle = base["policy"], base["oracle"]
     _, randomised = decide(
         value,
         cost,
@@ -101,15 +87,11 @@ def policy_against_truth(
         singles[name] = float(value[take, k].sum())
     best = max(singles, key=lambda s: singles[s])
     return {
-        "policy": policy,
-        "policy_spent": spent,
-        "oracle": float(oracle.objective),
-        "oracle_bound": float(oracle.upper_bound),
-        "ratio_to_oracle": policy / float(oracle.objective) if oracle.objective > 0 else float("nan"),
+        **base,
         "randomised_oracle": randomised_oracle,
         "ratio_to_randomised_oracle": policy / randomised_oracle if randomised_oracle > 0 else float("nan"),
         "feature_ceiling": ceiling,
-        "feature_ceiling_to_oracle": ceiling / float(oracle.objective) if oracle.objective > 0 else float("nan"),
+        "feature_ceiling_to_oracle": ceiling / oracle if oracle > 0 else float("nan"),
         "best_single_strategy": best,
         "best_single": singles[best],
         "ratio_to_best_single": policy / singles[best] if singles[best] > 0 else float("inf"),
