@@ -92,6 +92,10 @@ def simulate_command(
     attribution_days: Annotated[int, typer.Option(min=1, max=60, help="Attribution window in days.")] = 7,
     dirt_scale: Annotated[float, typer.Option(min=0.0, help="Multiply every dirt rate (0: clean data).")] = 1.0,
     dirt: Annotated[list[str] | None, typer.Option(help="Override one dirt rate, KIND=RATE (repeatable).")] = None,
+    shift_day: Annotated[int, typer.Option(min=0, help="Inject a population shift from this day (0: none).")] = 0,
+    shift_share: Annotated[
+        float, typer.Option(min=0.0, max=0.99, help="Size of the shift's signup wave, as a share of customers.")
+    ] = 0.0,
 ) -> None:
     """Simulate a shop: landing files partitioned by ds, campaign history, dirt, and the truth."""
     if ctx.invoked_subcommand is not None:
@@ -109,6 +113,8 @@ def simulate_command(
             start=date.fromisoformat(start),
             campaign_every=campaign_every,
             attribution_days=attribution_days,
+            shift_day=shift_day,
+            shift_share=shift_share,
             dirt=rates,
         )
     except ValueError as exc:

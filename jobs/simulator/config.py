@@ -99,6 +99,10 @@ class SimConfig:
     new_customer_share: float = 0.08
     customer_update_share: float = 0.02
     product_change_share: float = 0.15
+    #: an injected population shift (0: none): from day ``shift_day`` on, a wave of ``shift_share`` x customers
+    #: signs up through the marketplace, young and price sensitive (what drift monitoring must notice)
+    shift_day: int = 0
+    shift_share: float = 0.0
     dirt: DirtRates = field(default_factory=DirtRates)
 
     def __post_init__(self) -> None:
@@ -111,6 +115,8 @@ class SimConfig:
             "first_campaign_day": self.first_campaign_day >= 1,
             "campaign_share": 0 < self.campaign_share <= 1,
             "new_customer_share": 0 <= self.new_customer_share < 1,
+            "shift_day": 0 <= self.shift_day < max(self.days, 1),
+            "shift_share": 0 <= self.shift_share < 1 and (self.shift_share == 0 or self.shift_day > 0),
         }
         failed = [name for name, ok in checks.items() if not ok]
         if failed:

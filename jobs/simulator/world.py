@@ -71,6 +71,14 @@ def make_population(cfg: SimConfig) -> Population:
     channel = rng.choice(len(CHANNELS), size=n, p=[0.5, 0.35, 0.15])
     region = rng.choice(len(REGIONS), size=n, p=[0.22, 0.2, 0.18, 0.2, 0.2])
     birth_year = np.clip(np.round(rng.normal(1984, 13, size=n)), 1935, 2008).astype(int)
+    # the injected shift draws from its own stream: without it, the population is unchanged
+    wave = np.zeros(n, bool)
+    if cfg.shift_share > 0:
+        srng = rng_for(cfg.seed, "population-shift")
+        wave[srng.choice(n, size=round(cfg.shift_share * n), replace=False)] = True
+        channel[wave] = CHANNELS.index("marketplace")
+        birth_year[wave] = np.clip(np.round(srng.normal(2001, 4, size=int(wave.sum()))), 1990, 2008).astype(int)
+        wave_signup = srng.integers(cfg.shift_day, cfg.days, size=n)
     age_norm = (2026 - birth_year - 18) / 60.0  # 0 (young) .. ~1 (old)
 
     # Latent traits. Younger and marketplace customers are more price sensitive; app users
@@ -90,6 +98,8 @@ def make_population(cfg: SimConfig) -> Population:
     is_new = rng.random(n) < cfg.new_customer_share
     days_before = rng.integers(1, 3 * 365, size=n)
     signup_offset = np.where(is_new, rng.integers(0, cfg.days, size=n), -days_before)
+    if wave.any():
+        signup_offset = np.where(wave, wave_signup, signup_offset)
     start = np.datetime64(cfg.start, "D")
     signup_date = start + signup_offset.astype("timedelta64[D]")
 

@@ -55,3 +55,28 @@ def test_thresholds_and_missing_columns_are_checked() -> None:
         level_of(0.2, 0.3, 0.2)
     with pytest.raises(KeyError, match="missing from the current population"):
         drift_report(pd.DataFrame({"a": [1]}), pd.DataFrame({"b": [1]}), ["a"])
+
+
+def _shop_population(cfg, day: int) -> pd.DataFrame:
+    """The simulator's customers who exist on ``day``: channel, age and tenure, as the features show them."""
+    from jobs.simulator.world import make_population
+
+    frame = make_population(cfg).frame
+    frame = frame[frame["signup_day"] <= day]
+    return pd.DataFrame(
+        {"channel": frame["channel"], "age": 2026 - frame["birth_year"], "tenure_days": day - frame["signup_day"]}
+    )
+
+
+def test_psi_flags_the_simulators_injected_shift_and_stays_quiet_on_a_stable_shop() -> None:
+    from jobs.simulator.config import SimConfig
+    from jobs.simulator.world import make_population
+
+    stable, shifted = SimConfig(customers=20_000), SimConfig(customers=20_000, shift_day=40, shift_share=0.4)
+    # the knob off leaves the population exactly as it was
+    pd.testing.assert_frame_equal(make_population(stable).frame, make_population(SimConfig(customers=20_000)).frame)
+    columns = ["channel", "age", "tenure_days"]
+    quiet = drift_report(_shop_population(stable, 39), _shop_population(stable, 59), columns)
+    assert {d.level for d in quiet} == {"ok"}, quiet
+    loud = {d.column: d for d in drift_report(_shop_population(shifted, 39), _shop_population(shifted, 59), columns)}
+    assert loud["channel"].level == "alert" and loud["age"].level == "alert", loud
