@@ -19,9 +19,7 @@ Daily batch scoring: who gets which strategy tonight, and what it is expected to
    score against the champion's training date, into `marketing.feature_drift`; a column above
    `MSP_DRIFT_PSI_ALERT` raises an alert (log + `MSP_ALERT_WEBHOOK_URL`) without failing the run.
 
-**Deadline**: a run not finished 3 hours after it was queued raises a deadline alert (Airflow 3 deadline
-alerts: the triggerer calls `jobs.alerts.deadline_missed_alert`, which logs and POSTs to
-`MSP_ALERT_WEBHOOK_URL`).
+**Deadline**: `marketing_watchdog` checks at 08:00 UTC that tonight's assignments reached the warehouse.
 
 Runs daily at 05:00 UTC and when a new champion is promoted or features are rebuilt. Rerunning a
 date replaces it everywhere. **Params**: `ds` (default: logical date, or today).
@@ -32,11 +30,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
+from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.alerts import deadline_missed_alert, task_failure_alert
+from jobs.alerts import task_failure_alert
 
 CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", group="msp-models")
 ASSIGNMENTS = Asset(name="msp.gold.assignments", uri="msp://lake/gold/assignments", group="msp-gold")
@@ -61,13 +59,6 @@ default_args = {
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
-    # the nightly chain's deadline: tonight's assignments must be in the warehouse 3 hours after the 05:00 start
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=timedelta(hours=3),
-        callback=AsyncCallback(deadline_missed_alert, kwargs={"chain": "ingest -> train -> score"}),
-        name="assignments_published",
-    ),
     tags=["msp", "score", "spark", "mlflow", "warehouse"],
     doc_md=__doc__,
     params={"ds": Param(None, type=["null", "string"], format="date", description="Run date (YYYY-MM-DD).")},

@@ -69,34 +69,3 @@ def task_failure_alert(context: Any) -> None:
 
     secret = get_settings().alert_webhook_url
     send_alert(failure_payload(context), secret.get_secret_value() if secret is not None else None)
-
-
-def deadline_payload(context: dict[str, Any] | None, chain: str) -> dict[str, Any]:
-    """What missed which deadline: the DAG run (as Airflow's deadline handler describes it) and the deadline."""
-    context = context or {}
-    run = context.get("dag_run") or {}
-    deadline = context.get("deadline") or {}
-    when = deadline.get("deadline_time")
-    when = when.isoformat() if hasattr(when, "isoformat") else when
-    dag_id, run_id = run.get("dag_id"), run.get("dag_run_id") or run.get("run_id")
-    return {
-        "event": "deadline_missed",
-        "chain": chain,
-        "dag_id": dag_id,
-        "run_id": run_id,
-        "state": run.get("state"),
-        "logical_date": run.get("logical_date"),
-        "deadline": when,
-        "summary": f"{chain}: {dag_id} run {run_id} has not finished by its deadline {when} (state {run.get('state')})",
-    }
-
-
-async def deadline_missed_alert(context: dict[str, Any] | None = None, chain: str = "nightly chain") -> None:
-    """Airflow 3 deadline-alert callback (runs in the triggerer): log and POST like a task failure."""
-    import asyncio
-
-    from jobs.settings import get_settings
-
-    secret = get_settings().alert_webhook_url
-    webhook = secret.get_secret_value() if secret is not None else None
-    await asyncio.to_thread(send_alert, deadline_payload(context, chain), webhook)

@@ -7,14 +7,13 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk import AsyncCallback  # at import time: Airflow configures logging once, before caplog
 
 from jobs.alerts import failure_payload, send_alert, task_failure_alert
 from jobs.settings import get_settings
-from tests.support import resolve_dotted
 
 
 class Receiver(ThreadingHTTPServer):
@@ -92,34 +91,47 @@ def test_an_unreachable_webhook_is_logged_not_raised(caplog: pytest.LogCaptureFi
     assert "alert webhook failed" in caplog.text
 
 
-def test_the_deadline_callback_posts_what_airflow_hands_it(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_a_missed_deadline_fails_the_watchdog_and_the_webhook_receives_the_alert(
+    receiver: Receiver, msp_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The context is what ``Deadline.handle_miss`` builds: the DAG run as the REST API shows it, and the deadline."""
-    import asyncio
+    """Forced failure through Airflow: marketing_watchdog on a date with no assignments; the real endpoint hears it."""
+    from jobs.airflow_local import dags_test, failed_tasks
 
-    from jobs.alerts import deadline_missed_alert
-
-    callback = AsyncCallback(deadline_missed_alert, kwargs={"chain": "ingest -> train -> score"})
-    assert resolve_dotted(callback.path) is deadline_missed_alert  # the triggerer imports it by this path
-    ctx = {
-        "dag_run": {
-            "dag_id": "marketing_score",
-            "dag_run_id": "scheduled__2026-10-30T05:00:00+00:00",
-            "state": "running",
-            "logical_date": "2026-10-30T05:00:00Z",
-        },
-        "deadline": {"id": "0193", "deadline_time": datetime(2026, 10, 30, 8, 0, tzinfo=UTC)},
-    }
     monkeypatch.setenv("MSP_ALERT_WEBHOOK_URL", receiver.url)
     get_settings.cache_clear()
-    try:
-        with caplog.at_level("ERROR", logger="msp.alerts"):
-            asyncio.run(deadline_missed_alert(context=ctx, **callback.kwargs))
-    finally:
-        get_settings.cache_clear()
-    assert receiver.got_one.wait(10)
+    settings = get_settings()
+    run = dags_test(settings, "marketing_watchdog", "2026-10-30", {"ds": "2026-10-30", "grace_minutes": 0})
+    assert not run.ok and failed_tasks(settings, run) == ["check_assignments_published"]
+    assert receiver.got_one.wait(30), f"no webhook call; see {run.log_path}"
     [body] = receiver.received
-    assert (body["event"], body["dag_id"], body["state"]) == ("deadline_missed", "marketing_score", "running")
-    assert body["deadline"] == "2026-10-30T08:00:00+00:00" and body["chain"] == "ingest -> train -> score"
-    assert "ALERT ingest -> train -> score: marketing_score run scheduled__2026-10-30T05:00:00+00:00" in caplog.text
+    where = (body["event"], body["dag_id"], body["task_id"])
+    assert where == ("task_failed", "marketing_watchdog", "check_assignments_published")
+    assert "deadline missed: no marketing.strategy_assignments rows for run date 2026-10-30" in body["error"]
+    assert body["try_number"] == 1, "a missed deadline fails at once, without retry"
+
+
+def test_the_watchdog_counts_the_rows_of_the_run_date(msp_home: Path) -> None:
+    import pandas as pd
+
+    from jobs.monitoring.deadline import DeadlineMissed, check_published, wait_published
+    from jobs.warehouse import Warehouse
+
+    settings = get_settings()
+    wh = Warehouse.from_settings(settings)
+    wh.migrate()
+    frame = pd.DataFrame(
+        {
+            "run_date": [datetime(2026, 10, 29).date()] * 3,
+            "customer_id": ["a", "b", "c"],
+            "strategy": "no_action",
+            "reason": "model",
+            "propensity": 1.0,
+            "model_name": "m",
+            "model_version": "1",
+            "scored_at": datetime(2026, 10, 29, 5),
+        }
+    )
+    wh.replace("strategy_assignments", {"run_date": datetime(2026, 10, 29).date()}, frame)
+    assert check_published(settings, "2026-10-29") == 3
+    with pytest.raises(DeadlineMissed, match=r"run date 2026-10-30 \(latest run date present: 2026-10-29\)"):
+        wait_published(settings, "2026-10-30", grace_s=0.3, every_s=0.1)

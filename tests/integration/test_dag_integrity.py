@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.support import resolve_dotted
 
 DAGS = ROOT / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
@@ -73,16 +72,6 @@ def test_every_dag_has_owner_tags_retries_and_docs(dagbag) -> None:
             callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else []
             names = {getattr(c, "__name__", "") for c in callbacks or [task.on_failure_callback]}
             assert "task_failure_alert" in names, f"{dag_id}.{task.task_id}: no failure alert"
-
-
-def test_the_nightly_chain_ends_in_a_deadline_alert(dagbag) -> None:
-    """marketing_score (the chain's last nightly step before the assignments go out) has an Airflow 3 deadline."""
-    import inspect
-
-    (deadline,) = dagbag.dags["marketing_score"].deadline
-    assert deadline.interval.total_seconds() == 3 * 3600
-    assert deadline.callback.path == "jobs.alerts.deadline_missed_alert"
-    assert inspect.iscoroutinefunction(resolve_dotted(deadline.callback.path))  # the triggerer awaits it
 
 
 def test_the_chain_is_wired_by_assets(dagbag) -> None:
