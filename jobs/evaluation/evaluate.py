@@ -243,8 +243,10 @@ def evaluate_run(
 def log_evaluation(settings: Settings, result: RunEvaluation, effects: pd.DataFrame) -> str:
     """One MLflow run per run date in ``<experiment>-evaluation``, tagged with the model version; reused on rerun."""
     import math
+    import time
 
     import mlflow
+    from mlflow.entities import Metric
 
     from jobs.training.train import configure_mlflow
 
@@ -252,7 +254,8 @@ def log_evaluation(settings: Settings, result: RunEvaluation, effects: pd.DataFr
     client = mlflow.MlflowClient()
     name = f"{settings.mlflow_experiment}-evaluation"
     experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    root = settings.path(settings.mlflow_artifact_root)  # beside the training runs' artifacts, not ./mlruns
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name, root.as_uri())
     existing = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`msp.run_date` = '{result.run_date}' and tags.`msp.role` = 'evaluation'",
@@ -270,17 +273,21 @@ def log_evaluation(settings: Settings, result: RunEvaluation, effects: pd.DataFr
         "msp.model_version": result.model_version,
         "msp.training_run_id": (version.run_id or "") if version else "",
     }
-    with mlflow.start_run(
-        run_id=existing[0].info.run_id if existing else None,
-        experiment_id=experiment_id,
-        run_name=f"evaluate-{result.run_date}",
-    ) as run:
-        mlflow.set_tags(tags)
-        mlflow.log_metrics({k: v for k, v in result.metrics.items() if not math.isnan(v)})
-        mlflow.log_text(effects.to_csv(index=False), "strategy_effects.csv")
+    # the client API, not the fluent one: the fluent run would be checked against the training experiment
+    run_id = existing[0].info.run_id if existing else None
+    if run_id is None:
+        run_id = client.create_run(experiment_id, tags=tags, run_name=f"evaluate-{result.run_date}").info.run_id
+    else:
+        client.update_run(run_id, status="RUNNING")
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+    stamp = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in result.metrics.items() if not math.isnan(v)])
+    client.log_text(run_id, effects.to_csv(index=False), "strategy_effects.csv")
+    client.set_terminated(run_id, status="FINISHED")
     if version is not None:
         client.set_model_version_tag(result.model_name, result.model_version, "msp.last_evaluated_run", result.run_date)
-    return run.info.run_id
+    return run_id
 
 
 def evaluate(spark: SparkSession, settings: Settings, ds: str) -> list[RunEvaluation]:
