@@ -20,25 +20,18 @@ Code: `jobs/evaluation/`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.alerts import task_failure_alert
+from jobs.dag_defaults import dag_default_args, date_param
 
 OUTCOMES = Asset(name="msp.silver.campaign_log", uri="msp://lake/silver/campaign_log", group="msp-silver")
 EFFECTS = Asset(name="msp.warehouse.strategy_effects", uri="msp://warehouse/strategy_effects", group="msp-warehouse")
 
-default_args = {
-    "owner": "data-eng",
-    "on_failure_callback": task_failure_alert,  # log + MSP_ALERT_WEBHOOK_URL
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "execution_timeout": timedelta(hours=1),
-}
+default_args = dag_default_args()
 
 
 @dag(
@@ -50,7 +43,7 @@ default_args = {
     default_args=default_args,
     tags=["msp", "evaluate", "spark", "mlflow", "warehouse"],
     doc_md=__doc__,
-    params={"ds": Param(None, type=["null", "string"], format="date", description="Run date (YYYY-MM-DD).")},
+    params={"ds": date_param()},
 )
 def marketing_evaluate() -> None:
     @task

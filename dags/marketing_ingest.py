@@ -31,21 +31,15 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
-from jobs.alerts import task_failure_alert
+from jobs.dag_defaults import dag_default_args, date_param
 
 TABLES = ("customers", "products", "events", "orders", "campaign_log")
 DIMENSIONS = ("customers", "products")
 SILVER = {t: Asset(name=f"msp.silver.{t}", uri=f"msp://lake/silver/{t}", group="msp-silver") for t in TABLES}
 
-default_args = {
-    "owner": "data-eng",
-    "on_failure_callback": task_failure_alert,  # log + MSP_ALERT_WEBHOOK_URL
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
-    "execution_timeout": timedelta(hours=2),
-}
+default_args = dag_default_args(
+    retry_delay=timedelta(seconds=30), execution_timeout=timedelta(hours=2), max_retry_delay=timedelta(minutes=10)
+)
 
 
 @dag(
@@ -58,7 +52,7 @@ default_args = {
     tags=["msp", "ingest", "spark", "great-expectations"],
     doc_md=__doc__,
     params={
-        "ds": Param(None, type=["null", "string"], format="date", description="Partition date (YYYY-MM-DD)."),
+        "ds": date_param("Partition date (YYYY-MM-DD)."),
         "since": Param(None, type=["null", "string"], format="date", description="First date of a range."),
     },
 )

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.alerts import task_failure_alert
+from jobs.dag_defaults import dag_default_args, date_param
 
 CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", group="msp-models")
 ASSIGNMENTS = Asset(name="msp.gold.assignments", uri="msp://lake/gold/assignments", group="msp-gold")
@@ -42,14 +42,7 @@ WAREHOUSE = Asset(
     name="msp.warehouse.strategy_assignments", uri="msp://warehouse/strategy_assignments", group="msp-warehouse"
 )
 
-default_args = {
-    "owner": "data-eng",
-    "on_failure_callback": task_failure_alert,  # log + MSP_ALERT_WEBHOOK_URL
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "execution_timeout": timedelta(hours=2),
-}
+default_args = dag_default_args(execution_timeout=timedelta(hours=2))
 
 
 @dag(
@@ -61,7 +54,7 @@ default_args = {
     default_args=default_args,
     tags=["msp", "score", "spark", "mlflow", "warehouse"],
     doc_md=__doc__,
-    params={"ds": Param(None, type=["null", "string"], format="date", description="Run date (YYYY-MM-DD).")},
+    params={"ds": date_param()},
 )
 def marketing_score() -> None:
     @task

@@ -28,7 +28,7 @@ from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.alerts import task_failure_alert
+from jobs.dag_defaults import dag_default_args, date_param
 
 SILVER_TABLES = ("customers", "products", "events", "orders", "campaign_log")
 SILVER = [Asset(name=f"msp.silver.{t}", uri=f"msp://lake/silver/{t}", group="msp-silver") for t in SILVER_TABLES]
@@ -39,14 +39,9 @@ MODELS = {
 }
 CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", group="msp-models")
 
-default_args = {
-    "owner": "ml-eng",
-    "on_failure_callback": task_failure_alert,  # log + MSP_ALERT_WEBHOOK_URL
-    "retries": 1,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "execution_timeout": timedelta(hours=3),
-}
+default_args = dag_default_args(
+    "ml-eng", retries=1, retry_delay=timedelta(minutes=2), execution_timeout=timedelta(hours=3)
+)
 
 all_silver = SILVER[0]
 for _asset in SILVER[1:]:
@@ -63,7 +58,7 @@ for _asset in SILVER[1:]:
     tags=["msp", "train", "mlflow", "xgboost", "keras"],
     doc_md=__doc__,
     params={
-        "ds": Param(None, type=["null", "string"], format="date", description="Training date (YYYY-MM-DD)."),
+        "ds": date_param("Training date (YYYY-MM-DD)."),
         "xgb_params": Param({}, type=["object", "string"], description="XGBoost parameter overrides (JSON)."),
         "keras_params": Param({}, type=["object", "string"], description="Keras parameter overrides (JSON)."),
         "tune": Param(None, type=["null", "boolean"], description="Hyperparameter search: null = settings."),

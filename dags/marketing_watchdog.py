@@ -22,15 +22,13 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.alerts import task_failure_alert
+from jobs.dag_defaults import dag_default_args, date_param
 
-default_args = {
-    "owner": "data-eng",
-    "on_failure_callback": task_failure_alert,  # the deadline alert: log + MSP_ALERT_WEBHOOK_URL
-    "retries": 1,  # for a warehouse that does not answer; a missed deadline fails at once
-    "retry_delay": timedelta(minutes=2),
-    "execution_timeout": timedelta(minutes=30),
-}
+default_args = dag_default_args(
+    retries=1,  # for a warehouse that does not answer; a missed deadline fails at once
+    retry_delay=timedelta(minutes=2),
+    execution_timeout=timedelta(minutes=30),
+)
 
 
 @dag(
@@ -43,7 +41,7 @@ default_args = {
     tags=["msp", "monitoring", "deadline"],
     doc_md=__doc__,
     params={
-        "ds": Param(None, type=["null", "string"], format="date", description="Run date (YYYY-MM-DD)."),
+        "ds": date_param(),
         "grace_minutes": Param(15, type="integer", minimum=0, maximum=25, description="Keep looking this long."),
     },
 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 import pytest
@@ -21,14 +22,20 @@ START, END = CFG.start.isoformat(), CFG.end.isoformat()
 TABLES = ("customers", "products", "events", "orders", "campaign_log")
 
 
+@contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (child processes such as ``airflow dags test`` see them)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in values.items():
+            patch.setenv(key, value)
+        yield
+
+
 @pytest.fixture(scope="package")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     home = tmp_path_factory.mktemp("train")
-    saved = {k: os.environ.get(k) for k in ("MSP_HOME", "MSP_TUNING_BUDGET_S")}
-    os.environ["MSP_HOME"] = str(home)
-    os.environ["MSP_TUNING_BUDGET_S"] = "15"
     settings = Settings(home=home, tuning_budget_s=15)
-    try:
+    with environ({"MSP_HOME": str(home), "MSP_TUNING_BUDGET_S": "15"}):
         simulate(CFG, settings.landing, settings.truth)
         for table in TABLES:  # ingestion has its own end-to-end test; here only its output matters
             ingest_step(settings, table, END, START)
@@ -37,25 +44,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
         assert run.ok, f"DAG run {run.state}, failed tasks {failed_tasks(settings, run)}; see {run.log_path}"
         configure_mlflow(settings)
         yield {"settings": settings, "run": run}
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def run_score(settings: Settings, env: dict[str, str] | None = None) -> None:
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
+    with environ(env or {}):
         run = dags_test(settings, "marketing_score", END, {"ds": END})
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     assert run.ok, f"DAG run {run.state}, failed tasks {failed_tasks(settings, run)}; see {run.log_path}"
 
 

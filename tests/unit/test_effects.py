@@ -9,24 +9,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from jobs.evaluation.effects import policy_value, strategy_effects, two_proportion_test, welch_test
+from jobs.evaluation.effects import (
+    REQUIRED_COLUMNS,
+    policy_value,
+    strategy_effects,
+    two_proportion_test,
+    welch_test,
+)
 
 Z = stats.norm.ppf(0.975)
-COLUMNS = [
-    "customer_id",
-    "strategy",
-    "model_strategy",
-    "reason",
-    "segment",
-    "converted",
-    "revenue",
-    "clicked",
-    "cost",
-    "p_convert_chosen",
-    "p_convert_control",
-    "expected_incremental_revenue",
-    "expected_incremental_profit",
-]
+COLUMNS = [c for c in REQUIRED_COLUMNS if c != "run_date"]
 NA = None
 ROWS = [
     # id, strategy, model_strategy, reason, segment, converted, revenue, clicked, cost, p_chosen, p_control, eir, eip
