@@ -254,7 +254,7 @@ def _loop(settings: Settings, report: DemoReport) -> None:
         f"AND run_date IN ({nights})"
     )
     realised = metrics.pivot(index="run_date", columns="metric", values="value")
-    realised.index = realised.index.astype(str)
+    realised.index = pd.to_datetime(realised.index).strftime("%Y-%m-%d")
     report.add("  the policy's incremental profit (true values from the simulator; realised = holdout estimate):")
     report.add(
         f"  {'night':<11} {'policy (true)':>13} {'oracle (true)':>13} {'ratio':>6} {'realised [95% interval]':>32}"

@@ -50,7 +50,7 @@ def answer(settings: Settings, ds: str) -> Path:
     if not path.is_dir():
         raise PipelineError(f"{path} does not exist: score {ds} first")
     frame = pd.read_parquet(path, columns=["customer_id", "strategy", "propensity", "reason"])
-    file = settings.home / "var" / "loop" / f"assignments-{ds}.parquet"
+    file = settings.truth / "answered" / f"assignments-{ds}.parquet"  # what the simulator was asked
     file.parent.mkdir(parents=True, exist_ok=True)
     frame.assign(is_holdout=frame["reason"] == "holdout").drop(columns="reason").to_parquet(file, index=False)
     result = respond(file, date.fromisoformat(ds), settings.landing, settings.truth)
