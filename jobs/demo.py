@@ -2,8 +2,9 @@
 
 Each stage logs when it starts and what it produced; the summary at the end says where to look.
 Stages: simulate, then marketing_ingest, marketing_train and marketing_score through Airflow, then
-the closed loop: ``DEMO_NIGHTS`` nights of answer (the simulator's respond), ingest and score, and
-marketing_evaluate once the last night's attribution window has closed (:mod:`jobs.loop`).
+the closed loop: ``MSP_DEMO_NIGHTS`` nights (default 1, to stay within the demo's 10 minutes) of
+answer (the simulator's respond), ingest and score, and marketing_evaluate once the last night's
+attribution window has closed (:mod:`jobs.loop`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 DEMO_CUSTOMERS = 20_000
 DEMO_PRODUCTS = 400
 DEMO_DAYS = 60
-DEMO_NIGHTS = 2
 
 
 @dataclass
@@ -218,7 +218,7 @@ def _loop(settings: Settings, report: DemoReport) -> None:
     from jobs.warehouse import Warehouse
 
     first = SimConfig(customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS).end.isoformat()
-    result = run_loop(settings, first, DEMO_NIGHTS, _dag_runner(settings))
+    result = run_loop(settings, first, settings.demo_nights, _dag_runner(settings))
     schema = settings.warehouse_schema
     wh = Warehouse.from_settings(settings)
     nights = ", ".join(f"DATE '{d}'" for d in result.nights)
@@ -299,7 +299,7 @@ STAGES: list[tuple[str, Callable[[Settings, DemoReport], None]]] = [
     ("marketing_ingest through Airflow: landing -> bronze -> silver + quarantine, GX gate", _ingest),
     ("marketing_train through Airflow: features, XGBoost + Keras uplift models, MLflow registry", _train),
     ("marketing_score through Airflow: champion predictions, knapsack, recommendations, warehouse", _score),
-    (f"closed loop: {DEMO_NIGHTS} nights answered, ingested and scored, then marketing_evaluate", _loop),
+    ("closed loop: the nights answered by the simulator, ingested and scored, then marketing_evaluate", _loop),
 ]
 
 

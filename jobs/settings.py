@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     attribution_days: int = Field(
         7, ge=1, le=60, description="Days after a campaign's send date in which a conversion counts for it."
     )
+    demo_nights: int = Field(
+        1, ge=1, le=14, description="Nights of the closed loop `make demo` runs after the first scoring (each ~2 min)."
+    )
     evaluation_lookback_days: int = Field(
         28, ge=0, le=365, description="marketing_evaluate re-evaluates runs whose window closed this many days back."
     )
