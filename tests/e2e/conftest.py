@@ -52,8 +52,11 @@ def run_score(settings: Settings, env: dict[str, str] | None = None) -> None:
     assert run.ok, f"DAG run {run.state}, failed tasks {failed_tasks(settings, run)}; see {run.log_path}"
 
 
-def rows(url: str, schema: str = "marketing") -> pd.DataFrame:
-    frame = Warehouse(url, schema).query(f"SELECT * FROM {schema}.strategy_assignments ORDER BY customer_id")
+def rows(url: str, schema: str = "marketing", run_date: str = END) -> pd.DataFrame:
+    """The assignments of one run date (the closed-loop test scores later nights in the same warehouse)."""
+    frame = Warehouse(url, schema).query(
+        f"SELECT * FROM {schema}.strategy_assignments WHERE run_date = DATE '{run_date}' ORDER BY customer_id"
+    )
     return frame.drop(columns=["scored_at"]).reset_index(drop=True)
 
 

@@ -37,7 +37,7 @@ def test_assignments_in_duckdb_are_complete_and_recorded(scored: dict) -> None:
     wh = Warehouse.from_settings(settings)
     forecast = wh.query(f"SELECT * FROM marketing.campaign_forecast WHERE run_date = DATE '{END}'")
     assert forecast["customers"].sum() == len(frame)
-    summary = wh.query("SELECT * FROM marketing.v_strategy_summary")
+    summary = wh.query(f"SELECT * FROM marketing.v_strategy_summary WHERE run_date = DATE '{END}'")
     assert summary["customers"].sum() == len(frame)
 
 
@@ -47,7 +47,8 @@ def test_a_rerun_replaces_the_date_with_identical_rows(scored: dict) -> None:
     again = rows(settings.resolved_warehouse_url)
     pd.testing.assert_frame_equal(again, scored["duckdb"])
     con = duckdb.connect(settings.resolved_warehouse_url.removeprefix("duckdb:///"), read_only=True)
-    assert con.execute("SELECT count(*) FROM marketing.strategy_assignments").fetchall()[0][0] == len(again)
+    count = f"SELECT count(*) FROM marketing.strategy_assignments WHERE run_date = DATE '{END}'"
+    assert con.execute(count).fetchall()[0][0] == len(again)  # no duplicates of the date
 
 
 def test_the_same_run_writes_postgresql_identically(scored: dict, postgres_url: str) -> None:
