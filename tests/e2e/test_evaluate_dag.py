@@ -118,20 +118,15 @@ def inside_share(evaluated: dict) -> tuple[float, int]:
 
 
 def test_over_the_nights_most_predictions_lie_inside_the_realised_intervals(evaluated: dict) -> None:
-    """A floor under the figure of issue 6 (which asks for 90%, see the next test): measured 82% (93% night 1)."""
+    """A floor under issue 6's figure, which asks for 90% and is not met over consecutive nights.
+
+    Measured 82% over two nights: 93% on the night of the training date, 71% the night after a campaign. The
+    model under-predicts the uplift of just-contacted, dormant customers: their contact-history features leave
+    the training distribution, which feature_drift flags (docs/EVALUATION.md). The models' tuning is time-boxed,
+    so the figure moves a little between runs: a strict expected failure at 90% would be flaky.
+    """
     share, cells = inside_share(evaluated)
     assert cells >= 10 * NIGHTS and share >= 0.75
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 6 asks for 90% of cells; measured 93% on the night of the training date but 71% the night after "
-    "a campaign: the model under-predicts the uplift of just-contacted, dormant customers (the contact-history "
-    "features leave the training distribution, which feature_drift flags). See docs/EVALUATION.md.",
-)
-def test_over_the_nights_90_percent_of_predictions_lie_inside_the_realised_intervals(evaluated: dict) -> None:
-    share, _ = inside_share(evaluated)
-    assert share >= 0.9
 
 
 def test_a_rerun_replaces_the_run_dates_with_identical_rows(evaluated: dict) -> None:
