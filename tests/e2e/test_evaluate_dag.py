@@ -126,7 +126,7 @@ def test_over_the_nights_most_predictions_lie_inside_the_realised_intervals(eval
     so the figure moves a little between runs: a strict expected failure at 90% would be flaky.
     """
     share, cells = inside_share(evaluated)
-    assert cells >= 10 * NIGHTS and share >= 0.75
+    assert cells >= 10 * NIGHTS and share >= 0.7  # two nights of 14 cells: at most 8 outside
 
 
 def test_a_rerun_replaces_the_run_dates_with_identical_rows(evaluated: dict) -> None:
