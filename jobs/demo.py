@@ -230,7 +230,7 @@ def _loop(settings: Settings, report: DemoReport) -> None:
     pooled = effects[effects["segment"] == "all"]
     cells = effects[effects["segment"] != "all"]["prediction_inside_interval"].dropna()
     report.add(
-        f"closed loop: {len(result.nights)} nights ({result.nights[0]}..{result.nights[-1]}) answered by the "
+        f"closed loop: {len(result.nights)} night(s) ({', '.join(result.nights)}) answered by the "
         f"simulator, ingested, scored; marketing_evaluate on {result.evaluated_on}"
     )
     report.add("  per strategy, summed over the nights (realised: against the holdout the model would have given it):")
