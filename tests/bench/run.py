@@ -28,7 +28,16 @@ from tests.support.postgres import POSTGRES_ADMIN_URL
 ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("bench")
 #: every benchmark, in the order they run and appear in the markdown
-BENCHMARKS = ("dag_parse", "simulator", "ingest", "hillstrom", "train_overhead", "scoring", "warehouse")
+BENCHMARKS = (
+    "dag_parse",
+    "simulator",
+    "ingest",
+    "hillstrom",
+    "train_overhead",
+    "scoring",
+    "warehouse",
+    "scaling",
+)
 #: the heading that starts each benchmark's markdown section
 SECTION_TITLES = {
     "dag_parse": "## DAG parse time",
@@ -38,6 +47,7 @@ SECTION_TITLES = {
     "train_overhead": "## Training overhead of the uplift models",
     "scoring": "## Batch scoring (`score` + `publish`)",
     "warehouse": "## Warehouse writes on PostgreSQL",
+    "scaling": "## Scaling curve of the pipeline",
 }
 
 
@@ -262,6 +272,7 @@ def render_markdown(results: dict[str, Any], kept: dict[str, str] | None = None)
     lines += train_overhead_markdown(results.get("train_overhead"))
     lines += scoring_markdown(results.get("scoring"))
     lines += warehouse_markdown(results.get("warehouse"))
+    lines += scaling_markdown(results.get("scaling"))
     text = "\n".join(lines) + "\n"
     for name in BENCHMARKS:  # sections of benchmarks this run has no figures for, as they were
         if not results.get(name) and name in kept:
@@ -598,6 +609,75 @@ def warehouse_markdown(wh: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def scaling_markdown(sc: dict[str, Any] | None) -> list[str]:
+    """The per-stage scaling curve and the simulator's decision-quality figures at each size."""
+    if not sc:
+        return []
+    from tests.bench.scaling import STAGES
+
+    sizes = [r["customers"] for r in sc["runs"]]
+    head = " | ".join(f"{n:,} s" for n in sizes)
+    lines = [
+        SECTION_TITLES["scaling"],
+        "",
+        "Command: `python -m tests.bench.run --only scaling` (`tests/bench/scaling.py`). Each size is a fresh "
+        f"shop of {sc['days']} days and {sc['products']:,} products, run stage by stage through the `msp` "
+        "command line in child processes (DuckDB warehouse, MLflow on SQLite, Spark `local[*]`). Peak memory: the "
+        "largest summed resident memory of the stage's process tree, Spark's JVM included.",
+        "",
+        "Baseline: linear scaling (exponent 1.0). The exponent between two sizes is log(time ratio) / log(size "
+        "ratio); below 1 means fixed costs (JVM start, model compilation, the tuning time budget) still weigh.",
+        "",
+        f"| stage | {head} | "
+        + " | ".join(f"{n:,} peak MB" for n in sizes)
+        + " | "
+        + " | ".join(f"exponent {e['from']:,}->{e['to']:,}" for e in sc["exponents"])
+        + " |",
+        "|---|" + "---:|" * (2 * len(sizes) + len(sc["exponents"])),
+    ]
+    for stage in (*STAGES, "total"):
+        times = [r["stages"][stage]["seconds"] if stage != "total" else r["seconds"] for r in sc["runs"]]
+        peaks = [r["stages"][stage]["peak_mb"] if stage != "total" else r["peak_mb"] for r in sc["runs"]]
+        exps = [e[stage] for e in sc["exponents"]]
+        name = f"**{stage}**" if stage == "total" else f"`{stage}`"
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{t:,}" for t in times)
+            + " | "
+            + " | ".join(f"{p:,}" for p in peaks)
+            + " | "
+            + " | ".join(str(x) for x in exps)
+            + " |"
+        )
+    goal = sc["goal"]
+    lines += [
+        "",
+        f"Goal (issue 8): every stage's exponent at most {goal['exponent_max']} from {goal['from']:,} to "
+        f"{goal['to']:,} customers: **{'met' if sc['goal_met'] else 'NOT met'}**.",
+        "",
+        "Decision quality on the simulator (the scored night answered by the simulator, valued against its "
+        "truth): true incremental profit of the platform's assignments, of the budget-constrained oracle, "
+        "and where computed of the best single strategy and the feature ceiling (`tests/support/policy_truth.py`).",
+        "",
+        "| customers | policy | oracle | policy / oracle | best single | policy / best single "
+        "| feature ceiling / oracle |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sc["runs"]:
+        q = r["decision_quality"]
+
+        def cell(key: str, fmt: str = ",.0f", q: dict[str, Any] = q) -> str:
+            return format(q[key], fmt) if key in q else "-"
+
+        lines.append(
+            f"| {r['customers']:,} | {cell('policy')} | {cell('oracle')} | {cell('ratio_to_oracle', '.3f')} "
+            f"| {cell('best_single')} | {cell('ratio_to_best_single', '.2f')} "
+            f"| {cell('feature_ceiling_to_oracle', '.3f')} |"
+        )
+    lines.append("")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, not the figures")
@@ -653,6 +733,11 @@ def main(argv: list[str] | None = None) -> int:
             results["scoring"] = bench_scoring(Path(tmp), quick=args.quick)
         if "warehouse" in only:
             results["warehouse"] = bench_warehouse(20_000 if args.quick else 1_000_000)
+        if "scaling" in only:
+            from tests.bench.scaling import bench_scaling
+
+            partial = args.results.with_name("scaling-partial.json")
+            results["scaling"] = bench_scaling(Path(tmp), quick=args.quick, partial=partial)
     results["benchmarks_run"] = [name for name in BENCHMARKS if name in only]
     results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     args.results.parent.mkdir(parents=True, exist_ok=True)

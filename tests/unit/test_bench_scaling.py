@@ -1,0 +1,59 @@
+"""The scaling benchmark's measuring parts: process-tree peak memory, exponents, the markdown."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.bench.run import scaling_markdown
+from tests.bench.scaling import STAGES, exponent, run_tree, stage_exponent
+
+
+def test_run_tree_counts_the_memory_of_grandchildren() -> None:
+    """A child that starts a grandchild holding ~300 MB: the peak includes it (as Spark's JVM would be)."""
+    grandchild = "b = bytearray(300 * 1024 * 1024); import time; time.sleep(1.5)"
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {grandchild!r}], check=True)"
+    run = run_tree([sys.executable, "-c", child], env={})
+    assert run.peak_mb > 300
+    assert run.seconds >= 1.5
+
+
+def test_run_tree_reports_a_failing_command_with_its_stderr() -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        run_tree([sys.executable, "-c", "import sys; sys.exit('boom')"], env={})
+
+
+def test_exponents() -> None:
+    assert exponent({"customers": 100, "seconds": 10.0}, {"customers": 1000, "seconds": 100.0}) == 1.0
+    assert exponent({"customers": 100, "seconds": 10.0}, {"customers": 1000, "seconds": 10.0}) == 0.0
+    a = {"customers": 10, "stages": {"train": {"seconds": 4.0}}}
+    b = {"customers": 40, "stages": {"train": {"seconds": 16.0}}}
+    assert stage_exponent(a, b, "train") == 1.0
+
+
+def _run(n: int, seconds: float) -> dict:
+    stages = {s: {"seconds": seconds, "peak_mb": 100, "customers_per_s": round(n / seconds)} for s in STAGES}
+    return {
+        "customers": n,
+        "stages": stages,
+        "seconds": seconds * len(STAGES),
+        "peak_mb": 100,
+        "decision_quality": {"policy": 80.0, "oracle": 100.0, "ratio_to_oracle": 0.8},
+    }
+
+
+def test_markdown_names_the_goal_and_every_stage() -> None:
+    results = {
+        "days": 60,
+        "products": 1000,
+        "runs": [_run(10, 1.0), _run(100, 12.0)],
+        "exponents": [{"from": 10, "to": 100, "total": 1.08, **dict.fromkeys(STAGES, 1.08)}],
+        "goal": {"exponent_max": 1.1, "from": 10, "to": 100},
+        "goal_met": True,
+    }
+    text = "\n".join(scaling_markdown(results))
+    assert all(f"`{stage}`" in text for stage in STAGES)
+    assert "| **total** | 5.0 | 60.0 |" in text
+    assert "**met**" in text
+    assert "| 100 | 80 | 100 | 0.800 | - | - | - |" in text  # no best single at this size: a dash
