@@ -5,7 +5,9 @@ Daily batch scoring: who gets which strategy tonight, and what it is expected to
 
 1. **check_data_quality**: blocks the run (fails at once) when the latest data-quality check up to the
    run date of any silver table has a failed critical expectation (`marketing.data_quality`).
-2. **build_features**: `gold/features/ds=<ds>` (point in time; idempotent).
+2. **build_features**: `gold/features/ds=<ds>` (point in time; idempotent). Reused without
+   recomputing when it is newer than every silver file it reads and the feature code (the nightly
+   training built it); param `rebuild_features` forces the computation.
 3. **score**: loads `models:/<name>@champion` (the version is pinned and recorded), predicts
    conversion and net revenue under every strategy with `mlflow.pyfunc.spark_udf`, prices them
    with the strategy catalogue (`jobs/scoring/strategies.yaml` or `MSP_STRATEGY_CATALOGUE`), solves
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
@@ -54,7 +56,10 @@ default_args = dag_default_args(execution_timeout=timedelta(hours=2))
     default_args=default_args,
     tags=["msp", "score", "spark", "mlflow", "warehouse"],
     doc_md=__doc__,
-    params={"ds": date_param()},
+    params={
+        "ds": date_param(),
+        "rebuild_features": Param(False, type="boolean", description="Recompute the run date's features."),
+    },
 )
 def marketing_score() -> None:
     @task
@@ -73,11 +78,11 @@ def marketing_score() -> None:
         return quality_gate_task(run_date)
 
     @task
-    def build_features(run_date: str) -> dict:
-        """gold/features/ds=<run date>."""
+    def build_features(run_date: str, **context) -> dict:
+        """gold/features/ds=<run date>; reused when tonight's training built it from the same silver."""
         from jobs.scoring.tasks import features_for
 
-        return features_for(run_date)
+        return features_for(run_date, rebuild=bool(context["params"].get("rebuild_features")))
 
     @task(outlets=[ASSIGNMENTS])
     def score(run_date: str) -> dict:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from functools import reduce
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.contracts import EVENT_TYPES
-from jobs.pipeline.lake import PipelineError, check_ds, layer_path, read_upto, write_partitions
+from jobs.pipeline.lake import PipelineError, check_ds, layer_path, partition_path, read_upto, write_partitions
 from jobs.settings import Settings
 
 if TYPE_CHECKING:
@@ -407,6 +408,29 @@ def compute_features_many(
         F.coalesce(F.col(SEQUENCE_COLUMN), F.lit("")).alias(SEQUENCE_COLUMN),
         F.col("_as_of").alias("ds"),
     )
+
+
+def features_fresh(settings: Settings, ds: str) -> int | None:
+    """Rows of ``gold/features/ds=<ds>`` when it is newer than its inputs, else None (build it).
+
+    Newer means: every data file of the partition was written after the last change of any silver
+    file of the tables the features read (any date: a late correction of an earlier day counts) and
+    after this module's source (a changed feature definition). The nightly training builds the run
+    date's features; the scoring DAG that follows reuses them instead of computing them again.
+    """
+    import pyarrow.parquet as pq
+
+    part = partition_path(settings, "gold", "features", ds)
+    files = sorted(part.glob("*.parquet")) if part.is_dir() else []
+    if not files:  # a partition folder appears only at its job's commit: files here are complete
+        return None
+    built = min(f.stat().st_mtime for f in files)
+    inputs = [Path(__file__)]
+    for table in SILVER_TABLES:
+        inputs += [f for f in layer_path(settings, "silver", table).rglob("*") if f.is_file()]
+    if max(f.stat().st_mtime for f in inputs) >= built:
+        return None
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
 def read_silver(spark: SparkSession, settings: Settings, ds: str) -> dict[str, DataFrame]:

@@ -12,12 +12,16 @@ from jobs.training.tasks import fail_on_data_errors
 log = logging.getLogger(__name__)
 
 
-def features_for(ds: str) -> dict[str, int]:
-    """gold/features for the run date only (training builds it too; rebuilding is idempotent)."""
-    from jobs.features.build import build_features
+def features_for(ds: str, rebuild: bool = False) -> dict[str, int]:
+    """gold/features for the run date only; reused when training built it from the same silver (see
+    :func:`jobs.features.build.features_fresh`), unless ``rebuild``."""
+    from jobs.features.build import build_features, features_fresh
     from jobs.spark import get_spark
 
     settings = get_settings()
+    if not rebuild and (rows := features_fresh(settings, ds)) is not None:
+        log.info("gold/features/ds=%s is newer than silver and the feature code: reused (%d rows)", ds, rows)
+        return {ds: rows}
     return fail_on_data_errors(build_features, get_spark(settings, "msp-features"), settings, [ds])
 
 
