@@ -19,7 +19,7 @@ export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help demo test test-unit bench lint format clean distclean lock venv java postgres ui
+.PHONY: help demo test test-unit bench lint format clean distclean lock venv java postgres browser ui stack-up stack-down stack-status
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,7 +56,26 @@ demo: venv java  ## run the whole pipeline end to end on embedded defaults
 ui: venv  ## serve the Airflow UI (:8080) and the MLflow UI (:5000) on 127.0.0.1 for the demo's runs and models
 	@$(BIN)/msp ui
 
-test: venv java postgres  ## run the whole test suite (unit, integration, end to end)
+browser:  ## install Debian's Chromium and ChromeDriver if missing (the stack-mode UI test drives them headless)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	 if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then SUDO=; \
+	 elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	 else echo "note: install chromium and chromium-driver (Debian/Ubuntu: apt-get install chromium chromium-driver); the stack-mode UI test needs them and fails in CI without them" >&2; exit 0; fi; \
+	 echo "==> installing chromium and chromium-driver (apt-get; first time: a minute or two)"; \
+	 export DEBIAN_FRONTEND=noninteractive; \
+	 $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	   { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }
+
+stack-up: venv java postgres  ## start the production-like stack on loopback: Airflow + MLflow on PostgreSQL, Spark master + worker
+	@$(BIN)/msp stack up
+
+stack-down: venv  ## stop every stack service
+	@$(BIN)/msp stack down
+
+stack-status: venv  ## each stack service's process and health (exit 1 if any is down)
+	@$(BIN)/msp stack status
+
+test: venv java postgres browser  ## run the whole test suite (unit, integration, end to end)
 	@$(BIN)/python -m pytest
 
 test-unit: venv java  ## only the fast unit tests

@@ -35,6 +35,11 @@ app.add_typer(import_app, name="import")
 app.add_typer(pull_app, name="pull")
 app.add_typer(features_app, name="features")
 app.add_typer(train_app, name="train")
+stack_app = typer.Typer(
+    help="Stack mode: Airflow, MLflow and Spark standalone as services on loopback (no Docker).",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
 warehouse_app = typer.Typer(help="The warehouse (DuckDB or PostgreSQL): migrations and queries.")
 app.add_typer(warehouse_app, name="warehouse")
 log = logging.getLogger("jobs.cli")
@@ -284,3 +289,52 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _print_stack(report: dict) -> None:
+    for name, entry in report.items():
+        state = "healthy" if entry["healthy"] else "NOT healthy"
+        pid = entry["pid"] or "-"
+        typer.echo(
+            f"{name:22} {state:12} pid {pid!s:>7}  {entry['detail']}" + (f"  {entry['url']}" if entry["url"] else "")
+        )
+
+
+@stack_app.command("up")
+def stack_up_command(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every component to be healthy.")] = 300,
+) -> None:
+    """Create the databases, migrate Airflow, start every component and wait until all are healthy."""
+    from jobs.stack import StackError, credentials, stack_dir, up
+
+    settings = get_settings()
+    try:
+        report = up(settings, timeout)
+    except StackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _print_stack(report)
+    creds = credentials(settings)
+    where = "MSP_STACK_ADMIN_PASSWORD" if settings.stack_admin_password else stack_dir(settings) / "credentials.json"
+    typer.echo(f"login (Airflow and MLflow UIs): {creds.user}, password in {where}")
+    typer.echo(f"logs: {stack_dir(settings) / 'logs'}; stop with: make stack-down")
+
+
+@stack_app.command("down")
+def stack_down_command() -> None:
+    """Stop every running component of the stack."""
+    from jobs.stack import down
+
+    stopped = down(get_settings())
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@stack_app.command("status")
+def stack_status_command() -> None:
+    """Each component's process and health; exits 1 when any is not healthy."""
+    from jobs.stack import health
+
+    report = health(get_settings())
+    _print_stack(report)
+    if not all(e["healthy"] for e in report.values()):
+        raise typer.Exit(1)

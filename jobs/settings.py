@@ -97,6 +97,32 @@ class Settings(BaseSettings):
         description="spark.driver.memory of the scoring and publish jobs (their own sessions; the knapsack data is "
         "compact, and a smaller heap keeps the driver's peak, JVM included, under 3 GB at 1M customers).",
     )
+    # Stack mode (issue 7; `make stack-up`): the services on one machine, all bound to stack_host
+    stack_dir: Path = Field(Path("var/stack"), description="Stack mode state: logs, pid files, Airflow home, secrets.")
+    stack_host: str = Field("127.0.0.1", description="Address every stack service binds to (loopback by default).")
+    stack_postgres_url: SecretStr = Field(
+        SecretStr("postgresql://postgres@127.0.0.1:5432/postgres"),
+        description="Admin URL of the PostgreSQL server that holds the stack's databases (created if missing).",
+    )
+    stack_database_prefix: str = Field(
+        "msp", description="Stack databases: <prefix>_airflow, _mlflow, _mlflow_auth and _warehouse."
+    )
+    stack_airflow_port: int = Field(8080, ge=1, le=65535, description="Airflow api-server (UI and REST API).")
+    stack_mlflow_port: int = Field(5000, ge=1, le=65535, description="MLflow tracking server (UI and REST API).")
+    stack_spark_port: int = Field(7077, ge=1, le=65535, description="Spark standalone master (spark://).")
+    stack_spark_ui_port: int = Field(8081, ge=1, le=65535, description="Spark master web UI.")
+    stack_spark_worker_ui_port: int = Field(8082, ge=1, le=65535, description="Spark worker web UI.")
+    stack_spark_worker_cores: int = Field(2, ge=1, description="Cores the Spark worker offers.")
+    stack_spark_worker_memory: str = Field("4g", pattern=r"^[0-9]+[mg]$", description="Memory the Spark worker offers.")
+    stack_admin_user: str = Field("admin", description="Login of the Airflow and MLflow UIs in stack mode.")
+    stack_admin_password: SecretStr | None = Field(
+        None, description="Its password; unset = generated once into <stack_dir>/credentials.json (mode 600)."
+    )
+
+    @field_validator("stack_database_prefix", "stack_admin_user")
+    @classmethod
+    def _stack_names_are_identifiers(cls, value: str, info) -> str:
+        return require_identifier(value, f"MSP_{info.field_name.upper()}=")
 
     @field_validator("warehouse_schema")
     @classmethod
@@ -161,6 +187,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "warehouse_url":
                 value = mask_url(self.resolved_warehouse_url)
+            elif name == "stack_postgres_url":
+                value = mask_url(value.get_secret_value())
             elif isinstance(value, SecretStr):
                 value = MASK  # a webhook's path is often its token: show nothing of it
             elif isinstance(value, Path):

@@ -1,0 +1,92 @@
+"""A small client of Airflow 3's REST API (``/auth/token`` JWT login, ``/api/v2``), for stack-mode tests."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+TERMINAL = {"success", "failed"}
+
+
+class AirflowRest:
+    def __init__(self, base_url: str, user: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.user = user
+        self.password = password
+        self.token: str | None = None
+
+    def request(self, method: str, path: str, body: Any = None, auth: bool = True) -> tuple[int, Any]:
+        """(status, parsed JSON or text); HTTP errors are returned, not raised."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.login()}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            return status, json.loads(raw or b"null")
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def login(self) -> str:
+        if self.token is None:
+            status, answer = self.request(
+                "POST", "/auth/token", {"username": self.user, "password": self.password}, auth=False
+            )
+            if status not in (200, 201):
+                raise PermissionError(f"login as {self.user} refused: {status} {answer}")
+            self.token = answer["access_token"]
+        return self.token
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        """The DAG's record once the dag-processor has parsed it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, answer = self.request("GET", f"/api/v2/dags/{dag_id}")
+            if status == 200:
+                return answer
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id} not parsed after {timeout_s:.0f} s: {status} {answer}")
+            time.sleep(2)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any], logical_date: str | None = None) -> str:
+        """Unpause the DAG and create a run; returns its run id."""
+        status, answer = self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        if status != 200:
+            raise RuntimeError(f"unpausing {dag_id}: {status} {answer}")
+        status, answer = self.request(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date, "conf": conf}
+        )
+        if status != 200:
+            raise RuntimeError(f"triggering {dag_id}: {status} {answer}")
+        return answer["dag_run_id"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 600.0) -> str:
+        """The run's terminal state (success or failed)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, answer = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            if status == 200 and answer["state"] in TERMINAL:
+                return answer["state"]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id} run {run_id} not finished after {timeout_s:.0f} s: {answer}")
+            time.sleep(3)
+
+    def task_logs(self, dag_id: str, run_id: str) -> str:
+        """Every task instance's state and last try's log (for failure messages)."""
+        _, answer = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        out = []
+        for ti in answer.get("task_instances", []) if isinstance(answer, dict) else []:
+            tries = max(ti.get("try_number") or 1, 1)
+            _, text = self.request(
+                "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{tries}"
+            )
+            out.append(f"--- {ti['task_id']}: {ti['state']}\n{str(text)[-3000:]}")
+        return "\n".join(out)
