@@ -3,9 +3,10 @@
 For the customers assigned ``email_recommendations``: every customer's recent interactions
 (views 1, add-to-cart 3, purchases 5; the last ``window_days`` before the run date, at most
 ``history_items`` distinct products per customer) give item vectors over customers; two items are
-similar by the cosine of those vectors (co-occurrence of the same customers, weighted). A
-customer's score for a candidate product is the sum of its similarity to the products in the
-customer's history, weighted by the customer's interaction strength. Products the customer
+similar by the cosine of those vectors (co-occurrence of the same customers, weighted), and each
+item keeps its ``neighbours`` most similar items (50). A customer's score for a candidate product
+is the sum of its similarity to the products in the customer's history, weighted by the
+customer's interaction strength. Products the customer
 already bought and products no longer sold (inactive in the latest catalogue) are excluded; ties
 break by product popularity, then id, so the result is deterministic. Customers with no history
 get the most popular active products they have not bought.
@@ -69,6 +70,7 @@ def recommend(
     top_n: int = 5,
     window_days: int = 90,
     history_items: int = 20,
+    neighbours: int = 50,
 ) -> DataFrame:
     """(customer_id, recommended_products: array<string> of at most ``top_n``) for every customer in ``customers``.
 
@@ -96,11 +98,15 @@ def recommend(
         .join(norms.withColumnRenamed("product_id", "other").withColumnRenamed("norm", "n2"), "other")
         .select("item", "other", (F.col("dot") / (F.col("n1") * F.col("n2"))).alias("sim"))
     )
+    # each item keeps its ``neighbours`` most similar items (k-nearest-neighbour item CF): a target
+    # customer then scores at most history_items x neighbours candidates, whatever the catalogue size
+    nearest = Window.partitionBy("item").orderBy(F.col("sim").desc(), F.col("other"))
+    sim = sim.withColumn("_k", F.row_number().over(nearest)).where(F.col("_k") <= neighbours).drop("_k")
     popularity = positive.groupBy("product_id").agg(F.sum("weight").alias("popularity"))
     targets = customers.select("customer_id").distinct()
     target_history = history.join(targets, "customer_id")
     scored = (
-        target_history.join(sim, target_history.product_id == sim.item)
+        target_history.join(F.broadcast(sim), target_history.product_id == sim.item)
         .groupBy("customer_id", F.col("other").alias("product_id"))
         .agg(F.sum(F.col("weight") * F.col("sim")).alias("score"))
     )

@@ -88,3 +88,17 @@ def test_no_leakage_from_after_the_run_date(spark):
     base = recommend(targets, *frames(spark), "2026-10-10", top_n=3).collect()
     later = frames(spark, [("c1", datetime(2026, 10, 11), "view", "D"), ("c9", datetime(2026, 10, 12), "view", "C")])
     assert recommend(targets, *later, "2026-10-10", top_n=3).collect() == base
+
+
+def test_each_item_keeps_only_its_nearest_neighbours(spark):
+    """cos(A,B) = 0.63 > cos(A,C) = cos(A,D) = 0.5: with one neighbour, A leads only to B."""
+    from jobs.scoring.recommend import recommend
+
+    targets = spark.createDataFrame([("c3",)], "customer_id string")
+
+    def top(neighbours: int) -> list[str]:
+        rows = recommend(targets, *frames(spark), "2026-10-10", top_n=1, neighbours=neighbours).collect()
+        return rows[0]["recommended_products"]
+
+    assert top(50) == ["C"]  # c3's history is A; C is A's best neighbour it has not bought (B is bought)
+    assert top(1) == ["A"]  # A's only neighbour is B, which c3 bought: the popularity fallback answers
