@@ -650,10 +650,24 @@ def scaling_markdown(sc: dict[str, Any] | None) -> list[str]:
             + " |"
         )
     goal = sc["goal"]
+    lines.append("")
+    if failed := sc.get("failed"):
+        lines += [
+            f"**Failed**: stage `{failed['stage']}` at {failed['customers']:,} customers (larger sizes not run):",
+            "",
+            "```",
+            *failed["error"].strip().splitlines()[-8:],
+            "```",
+            "",
+        ]
+    if sc["exponents"]:
+        lines.append(
+            f"Goal (issue 8): every stage's exponent at most {goal['exponent_max']} from {goal['from']:,} to "
+            f"{goal['to']:,} customers: **{'met' if sc['goal_met'] else 'NOT met'}**."
+        )
+    else:
+        lines.append(f"Goal (issue 8): every stage's exponent at most {goal['exponent_max']}: **not measured**.")
     lines += [
-        "",
-        f"Goal (issue 8): every stage's exponent at most {goal['exponent_max']} from {goal['from']:,} to "
-        f"{goal['to']:,} customers: **{'met' if sc['goal_met'] else 'NOT met'}**.",
         "",
         "Decision quality on the simulator (the scored night answered by the simulator, valued against its "
         "truth): true incremental profit of the platform's assignments, of the budget-constrained oracle, "
@@ -676,6 +690,36 @@ def scaling_markdown(sc: dict[str, Any] | None) -> list[str]:
         )
     lines.append("")
     return lines
+
+
+def _dag_parse(quick: bool) -> dict[str, Any]:
+    from tests.bench.dags import bench_dag_parse
+
+    return bench_dag_parse(repeats=1 if quick else 5)
+
+
+def _ingest(work: Path, quick: bool) -> dict[str, Any]:
+    from tests.bench.ingest import bench_ingest
+
+    return bench_ingest(work, *((3_000, 10) if quick else (250_000, 90)))
+
+
+def _models(name: str, work: Path, quick: bool) -> dict[str, Any]:
+    from tests.bench import models
+
+    return getattr(models, name)(work, quick=quick)
+
+
+def _scoring(work: Path, quick: bool) -> dict[str, Any]:
+    from tests.bench.scoring import bench_scoring
+
+    return bench_scoring(work, quick=quick)
+
+
+def _scaling(work: Path, quick: bool, partial: Path) -> dict[str, Any]:
+    from tests.bench.scaling import bench_scaling
+
+    return bench_scaling(work, quick=quick, partial=partial)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -707,43 +751,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and args.markdown.exists():  # and the sections of those results.json does not hold
         sections = markdown_sections(args.markdown.read_text())
         kept = {k: v for k, v in sections.items() if k not in only and k not in results}
+
+    def save(done: list[str]) -> None:
+        """Write results.json and BENCHMARKS.md with what has run so far (a later failure keeps them)."""
+        results["benchmarks_run"] = done
+        results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=2) + "\n")
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(render_markdown(results, {k: v for k, v in kept.items() if k not in results}))
+
     with tempfile.TemporaryDirectory(prefix="msp-bench-") as tmp:
-        if "dag_parse" in only:
-            from tests.bench.dags import bench_dag_parse
-
-            results["dag_parse"] = bench_dag_parse(repeats=1 if args.quick else 5)
-        if "simulator" in only:
-            results["simulator"] = bench_simulator(customers, days, products, Path(tmp))
-        if "ingest" in only:
-            from tests.bench.ingest import bench_ingest
-
-            ingest_size = (3_000, 10) if args.quick else (250_000, 90)
-            results["ingest"] = bench_ingest(Path(tmp), *ingest_size)
-        if "hillstrom" in only:
-            from tests.bench.models import bench_hillstrom
-
-            results["hillstrom"] = bench_hillstrom(Path(tmp), quick=args.quick)
-        if "train_overhead" in only:
-            from tests.bench.models import bench_train_overhead
-
-            results["train_overhead"] = bench_train_overhead(Path(tmp), quick=args.quick)
-        if "scoring" in only:
-            from tests.bench.scoring import bench_scoring
-
-            results["scoring"] = bench_scoring(Path(tmp), quick=args.quick)
-        if "warehouse" in only:
-            results["warehouse"] = bench_warehouse(20_000 if args.quick else 1_000_000)
-        if "scaling" in only:
-            from tests.bench.scaling import bench_scaling
-
-            partial = args.results.with_name("scaling-partial.json")
-            results["scaling"] = bench_scaling(Path(tmp), quick=args.quick, partial=partial)
-    results["benchmarks_run"] = [name for name in BENCHMARKS if name in only]
-    results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=2) + "\n")
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(render_markdown(results, kept))
+        work = Path(tmp)
+        runners: dict[str, Any] = {
+            "dag_parse": lambda: _dag_parse(args.quick),
+            "simulator": lambda: bench_simulator(customers, days, products, work),
+            "ingest": lambda: _ingest(work, args.quick),
+            "hillstrom": lambda: _models("bench_hillstrom", work, args.quick),
+            "train_overhead": lambda: _models("bench_train_overhead", work, args.quick),
+            "scoring": lambda: _scoring(work, args.quick),
+            "warehouse": lambda: bench_warehouse(20_000 if args.quick else 1_000_000),
+            "scaling": lambda: _scaling(work, args.quick, args.results.with_name("scaling-partial.json")),
+        }
+        done: list[str] = []
+        for name in BENCHMARKS:
+            if name in only:
+                results[name] = runners[name]()
+                done.append(name)
+                save(done)
     log.info("wrote %s and %s", args.results, args.markdown)
     return 0
 

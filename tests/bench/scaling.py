@@ -158,15 +158,23 @@ def bench_scaling(work: Path, quick: bool = False, partial: Path | None = None) 
         for stage in STAGES:
             log.info("scaling: %s at %d customers", stage, n)
             seconds, peak = 0.0, 0.0
-            for args in stage_commands(stage, n, days, products):
-                r = run_tree(args, env)
-                seconds, peak = seconds + r.seconds, max(peak, r.peak_mb)
+            try:
+                for args in stage_commands(stage, n, days, products):
+                    r = run_tree(args, env)
+                    seconds, peak = seconds + r.seconds, max(peak, r.peak_mb)
+            except RuntimeError as exc:  # a stage that fails at a size is a finding: recorded, larger sizes skipped
+                log.error("scaling: %s failed at %d customers: %s", stage, n, str(exc)[-2000:])
+                results["failed"] = {"customers": n, "stage": stage, "error": str(exc)[-1500:]}
+                break
             run["stages"][stage] = {
                 "seconds": round(seconds, 2),
                 "peak_mb": round(peak),
                 "customers_per_s": round(n / seconds),
             }
             log.info("scaling: %s at %d customers: %.1f s, peak %.0f MB", stage, n, seconds, peak)
+        if "failed" in results:
+            shutil.rmtree(home, ignore_errors=True)
+            break
         run["seconds"] = round(sum(s["seconds"] for s in run["stages"].values()), 2)
         run["peak_mb"] = max(s["peak_mb"] for s in run["stages"].values())
         manifest = json.loads((home / "var/truth/manifest.json").read_text())
@@ -182,6 +190,9 @@ def bench_scaling(work: Path, quick: bool = False, partial: Path | None = None) 
             partial.write_text(json.dumps(results, indent=2) + "\n")
     runs = results["runs"]
     pairs = list(itertools.pairwise(runs))
+    if not pairs:
+        results.update(exponents=[], goal={"exponent_max": EXPONENT_GOAL}, goal_met=False)
+        return results
     results["exponents"] = [
         {
             "from": a["customers"],

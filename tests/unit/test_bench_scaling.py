@@ -57,3 +57,19 @@ def test_markdown_names_the_goal_and_every_stage() -> None:
     assert "| **total** | 5.0 | 60.0 |" in text
     assert "**met**" in text
     assert "| 100 | 80 | 100 | 0.800 | - | - | - |" in text  # no best single at this size: a dash
+
+
+def test_markdown_reports_a_failed_stage_and_an_unmeasured_goal() -> None:
+    results = {
+        "days": 60,
+        "products": 1000,
+        "runs": [_run(10, 1.0)],
+        "failed": {"customers": 100, "stage": "score", "error": "java.lang.OutOfMemoryError: Java heap space"},
+        "exponents": [],
+        "goal": {"exponent_max": 1.1},
+        "goal_met": False,
+    }
+    text = "\n".join(scaling_markdown(results))
+    assert "**Failed**: stage `score` at 100 customers" in text
+    assert "OutOfMemoryError" in text
+    assert "**not measured**" in text
