@@ -144,38 +144,47 @@ def task_env(settings: Settings, creds: Credentials) -> dict[str, str]:
     }
 
 
-def airflow_stack_env(settings: Settings, creds: Credentials) -> dict[str, str]:
-    """Airflow's configuration in stack mode (environment variables, as the Docker files use them too)."""
+def _inherited(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without MLflow client variables: the fluent API exports them, and the stack sets its own."""
+    return {k: v for k, v in env.items() if not k.startswith("MLFLOW_")}
+
+
+def airflow_stack_vars(settings: Settings, creds: Credentials) -> dict[str, str]:
+    """Airflow's configuration in stack mode (the variables docker/compose.yaml sets too)."""
     home = stack_dir(settings) / "airflow"
     urls = service_urls(settings)
-    env = airflow_env(settings)
-    env.update(task_env(settings, creds))
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url(settings, "airflow", "postgresql+psycopg2"),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__API__HOST": settings.stack_host,
-            "AIRFLOW__API__PORT": str(settings.stack_airflow_port),
-            "AIRFLOW__API__WORKERS": "1",  # one machine, two cores: one api-server worker process
-            "AIRFLOW__API__BASE_URL": urls["airflow"],
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{urls['airflow']}/execution/",
-            "AIRFLOW__API_AUTH__JWT_SECRET": creds.jwt_secret,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{creds.user}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        }
-    )
-    return env
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url(settings, "airflow", "postgresql+psycopg2"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__API__HOST": settings.stack_host,
+        "AIRFLOW__API__PORT": str(settings.stack_airflow_port),
+        "AIRFLOW__API__WORKERS": "1",  # one machine, two cores: one api-server worker process
+        "AIRFLOW__API__BASE_URL": urls["airflow"],
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{urls['airflow']}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": creds.jwt_secret,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{creds.user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+    }
 
 
-def mlflow_env(settings: Settings, creds: Credentials) -> dict[str, str]:
+def airflow_stack_env(settings: Settings, creds: Credentials) -> dict[str, str]:
+    """The whole environment of Airflow's components: embedded defaults, task settings, stack config."""
+    return {
+        **_inherited(airflow_env(settings)),
+        **task_env(settings, creds),
+        **airflow_stack_vars(settings, creds),
+    }
+
+
+def mlflow_server_vars(settings: Settings, creds: Credentials) -> dict[str, str]:
+    """What ``mlflow/start-server.sh`` reads (the variables docker/compose.yaml sets too)."""
     folder = stack_dir(settings) / "mlflow"
     return {
-        **os.environ,
         "MLFLOW_BACKEND_STORE_URI": database_url(settings, "mlflow", "postgresql+psycopg2"),
         "MLFLOW_AUTH_DATABASE_URI": database_url(settings, "mlflow_auth", "postgresql+psycopg2"),
         "MLFLOW_ARTIFACTS_DESTINATION": os.environ.get("MLFLOW_ARTIFACTS_DESTINATION")
@@ -186,6 +195,13 @@ def mlflow_env(settings: Settings, creds: Credentials) -> dict[str, str]:
         "MLFLOW_STATE_DIR": str(folder),
         "MLFLOW_HOST": settings.stack_host,
         "MLFLOW_PORT": str(settings.stack_mlflow_port),
+    }
+
+
+def mlflow_env(settings: Settings, creds: Credentials) -> dict[str, str]:
+    return {
+        **_inherited(dict(os.environ)),
+        **mlflow_server_vars(settings, creds),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
 

@@ -172,6 +172,9 @@ def bench_scaling(work: Path, quick: bool = False, partial: Path | None = None) 
                 "customers_per_s": round(n / seconds),
             }
             log.info("scaling: %s at %d customers: %.1f s, peak %.0f MB", stage, n, seconds, peak)
+            if partial is not None:  # stage by stage, so a run cut short keeps what it measured
+                partial.parent.mkdir(parents=True, exist_ok=True)
+                partial.write_text(json.dumps({**results, "in_progress": run}, indent=2) + "\n")
         if "failed" in results:
             shutil.rmtree(home, ignore_errors=True)
             break

@@ -212,13 +212,20 @@ def browser() -> Iterator[object]:
 
 def _wait_for_text(driver, texts: list[str], timeout_s: float = 60.0) -> str:
     """The page's visible text once it contains every one of ``texts`` (case-insensitive)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     def seen(d) -> str | bool:
         body = d.find_element("tag name", "body").text
         return body if all(t.lower() in body.lower() for t in texts) else False
 
-    return WebDriverWait(driver, timeout_s, poll_frequency=1).until(seen)
+    try:
+        return WebDriverWait(driver, timeout_s, poll_frequency=1).until(seen)
+    except TimeoutException:
+        shot = ARTIFACTS / f"timeout-{len(list(ARTIFACTS.glob('timeout-*.png')))}.png"
+        driver.save_screenshot(str(shot))
+        body = driver.find_element("tag name", "body").text
+        raise AssertionError(f"{driver.current_url} never showed {texts} ({shot}); page text: {body[-1500:]}") from None
 
 
 def test_in_a_browser_the_uis_show_the_dags_a_successful_run_and_the_champion(stack: Settings, browser) -> None:
@@ -257,7 +264,7 @@ def test_in_a_browser_the_uis_show_the_dags_a_successful_run_and_the_champion(st
         f"mlflow.MlflowClient().set_registered_model_alias('{name}', 'champion', info.registered_model_version)\n"
     )
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},  # earlier tests' fluent state
         "MLFLOW_TRACKING_URI": f"http://{HOST}:{stack.stack_mlflow_port}",
         "MLFLOW_TRACKING_USERNAME": creds.user,
         "MLFLOW_TRACKING_PASSWORD": creds.password,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from jobs.settings import Settings
-from jobs.stack import AIRFLOW_COMPONENTS, DATABASES, airflow_stack_env, credentials, mlflow_env, task_env
+from jobs.stack import AIRFLOW_COMPONENTS, DATABASES, airflow_stack_vars, credentials, mlflow_server_vars, task_env
 from tests.conftest import ROOT
 
 DOCKER = ROOT / "docker"
@@ -79,7 +79,7 @@ def test_compose_matches_stack_mode(compose: dict, tmp_path: Path) -> None:
     assert {f"airflow-{c}" for c in AIRFLOW_COMPONENTS} | {"mlflow", "spark-master", "spark-worker"} <= set(services)
     settings = Settings(home=tmp_path)
     creds = credentials(settings)
-    local_airflow = {k for k in airflow_stack_env(settings, creds) if k.startswith("AIRFLOW")}
+    local_airflow = set(airflow_stack_vars(settings, creds))
     for component in AIRFLOW_COMPONENTS:
         env = services[f"airflow-{component}"]["environment"]
         assert local_airflow - set(env) == set(), component
@@ -87,7 +87,7 @@ def test_compose_matches_stack_mode(compose: dict, tmp_path: Path) -> None:
     assert set(task_env(settings, creds)) - {"MSP_HOME", "SPARK_LOCAL_IP"} <= set(
         services["airflow-scheduler"]["environment"]
     )
-    local_mlflow = {k for k in mlflow_env(settings, creds) if k.startswith("MLFLOW_")}
+    local_mlflow = set(mlflow_server_vars(settings, creds))
     assert local_mlflow <= set(services["mlflow"]["environment"])
     # the scheduler and triggerer skip their log servers in both (they would bind every interface)
     assert "--skip-serve-logs" in services["airflow-scheduler"]["command"]
