@@ -231,6 +231,8 @@ def _wait_for_text(driver, texts: list[str], timeout_s: float = 60.0) -> str:
 def test_in_a_browser_the_uis_show_the_dags_a_successful_run_and_the_champion(stack: Settings, browser) -> None:
     """Log into the Airflow UI, find the DAGs and the successful run; open the MLflow UI on a champion."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     creds = credentials(stack)
     airflow = f"http://{HOST}:{stack.stack_airflow_port}"
@@ -239,11 +241,13 @@ def test_in_a_browser_the_uis_show_the_dags_a_successful_run_and_the_champion(st
     assert runs["dag_runs"], "the scheduler test runs first and leaves a successful run"
     run_id = runs["dag_runs"][0]["dag_run_id"]
 
-    browser.get(f"{airflow}/")
-    user = browser.find_element(By.CSS_SELECTOR, "input[name='username']")
-    user.send_keys(creds.user)
+    browser.get(f"{airflow}/")  # the login form is rendered by the UI's scripts: wait for it
+    form = WebDriverWait(browser, 60)
+    form.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "input[name='username']")))
+    browser.find_element(By.CSS_SELECTOR, "input[name='username']").send_keys(creds.user)
     browser.find_element(By.CSS_SELECTOR, "input[name='password']").send_keys(creds.password)
     browser.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
+    _wait_for_text(browser, ["Welcome"])  # logged in and back on the home page, before navigating on
     browser.get(f"{airflow}/dags")
     _wait_for_text(browser, ["marketing_ingest", "marketing_train", "marketing_score", "marketing_evaluate"])
     browser.save_screenshot(str(ARTIFACTS / "airflow-dags.png"))

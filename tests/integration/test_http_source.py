@@ -510,11 +510,13 @@ def test_rate_limit_spaces_requests(api: ShopApi, served: Served, tmp_path: Path
     assert sum(clock.sleeps) == pytest.approx((n - 1) * 0.25)
     assert all(s == pytest.approx(0.25) for s in clock.sleeps)
 
-    # the real clock: the server sees the requests at least 1/rate apart
+    # the real clock: the server sees the n requests spread over at least (n - 1) / rate. Single gaps
+    # are not held to 1/rate: a request the server thread picks up late shortens the gap after it
+    # (seen on a loaded machine: 0.040 s at 20/s), while the span cannot shrink that way
     api.log.clear()
     pull(TABLE, served.ds, tmp_path / "real", config(api, page_size=1, rate_limit_per_s=20.0))
-    gaps = [b.at - a.at for a, b in zip(api.log, api.log[1:], strict=False)]
-    assert len(gaps) == n - 1 and min(gaps) >= 0.045
+    assert len(api.log) == n
+    assert api.log[-1].at - api.log[0].at >= (n - 1) / 20.0 * 0.95
     assert api.log[-1].at - api.log[0].at >= (n - 1) * 0.05 * 0.95
 
 
