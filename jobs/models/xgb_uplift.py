@@ -11,6 +11,12 @@ all strategies' rows, and each strategy's booster starts from the base's margin 
 the data supports. Campaign logs are not uniformly randomised (control-heavy and channel-targeted
 designs), so every row is weighted by 1 / propensity of its logged strategy: each arm then stands
 for the whole population rather than for the customers that design favoured.
+
+Two engines train the same boosters (``engine``): ``"local"`` calls ``xgboost.train`` in this
+process; ``"spark"`` trains every booster with ``xgboost.spark`` on the active SparkSession's
+executors (``num_workers`` barrier tasks per booster), with the same parameters, weights, base
+margins, validation split and early stopping. Both end in plain ``xgboost.Booster`` objects, so
+prediction, save and load do not depend on the engine.
 """
 
 from __future__ import annotations
@@ -30,6 +36,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
+
+ENGINES = ("local", "spark")
+#: how long the spark engine waits for executors to offer ``num_workers`` task slots
+EXECUTOR_WAIT_S = 60.0
+#: the spark engine gives each worker at least this many training (and validation) rows
+MIN_ROWS_PER_WORKER = 50
+#: xgboost.train parameter names -> the scikit-learn names that ``xgboost.spark`` estimators take
+SPARK_PARAM_NAMES = {"eta": "learning_rate", "lambda": "reg_lambda", "alpha": "reg_alpha", "seed": "random_state"}
 
 
 def ipw_weights(propensity: np.ndarray, max_weight: float = 50.0) -> np.ndarray:
@@ -63,6 +77,11 @@ class XGBUpliftTLearner(BaseEstimator):
     strategy was logged for, with early stopping on a stratified validation split of those rows.
     ``predict(X)`` returns an (n, K) array: the predicted response of every row under every
     strategy (column order ``strategies_``); ``predict_uplift`` subtracts the control column.
+
+    ``engine="spark"`` trains each booster with ``xgboost.spark`` on ``num_workers`` Spark tasks of
+    the active SparkSession (``fit`` raises if there is none); ``n_jobs`` is then ignored (each
+    worker uses ``spark.task.cpus`` threads). ``trained_on_`` records ``"local"`` or the master URL,
+    ``spark_workers_`` the Spark tasks each booster used (0 for local).
     """
 
     def __init__(
@@ -88,6 +107,8 @@ class XGBUpliftTLearner(BaseEstimator):
         max_bin: int = 256,
         n_jobs: int = 0,
         random_state: int = 0,
+        engine: str = "local",
+        num_workers: int = 2,
     ) -> None:
         self.strategies = strategies
         self.objective = objective
@@ -110,6 +131,8 @@ class XGBUpliftTLearner(BaseEstimator):
         self.max_bin = max_bin
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.engine = engine
+        self.num_workers = num_workers
 
     def booster_params(self) -> dict[str, Any]:
         """The parameters handed to ``xgboost.train`` (also what the benchmark's bare baseline uses)."""
@@ -161,7 +184,17 @@ class XGBUpliftTLearner(BaseEstimator):
         if not self.objective.startswith("binary") and (y < 0).any():
             raise ValueError("the revenue response must be non-negative")
 
+        spark = self._spark_session()
         self.strategies_ = strategies
+        self.trained_on_ = "local" if spark is None else spark.sparkContext.master
+        self.spark_workers_ = 0 if spark is None else self._spark_workers(spark)
+        if spark is not None:
+            log.info(
+                "%s: boosters train with xgboost.spark on %s, up to %d workers each",
+                self.objective,
+                self.trained_on_,
+                self.spark_workers_,
+            )
         self.feature_names_ = list(feature_names) if feature_names is not None else [f"f{i}" for i in range(X.shape[1])]
         self.n_features_in_ = X.shape[1]
         self.boosters_: dict[str, Any] = {}
@@ -173,7 +206,7 @@ class XGBUpliftTLearner(BaseEstimator):
         margin = None
         self.base_booster_ = None
         if self.shared_base:
-            self.base_booster_, self.base_iteration_ = self._train(xgb, params, X, y, weights, None)
+            self.base_booster_, self.base_iteration_ = self._train(xgb, params, X, y, weights, None, spark)
             margin = self._margin(xgb.DMatrix(X, feature_names=self.feature_names_))
         arm_params = dict(params)
         if self.shared_base and self.correction_max_depth is not None:
@@ -184,9 +217,8 @@ class XGBUpliftTLearner(BaseEstimator):
             rows = treatment == s
             if rows.sum() == 0:
                 raise ValueError(f"no training rows for strategy {s!r}")
-            booster, best = self._train(
-                xgb, arm_params, X[rows], y[rows], weights[rows], None if margin is None else margin[rows]
-            )
+            arm_margin = None if margin is None else margin[rows]
+            booster, best = self._train(xgb, arm_params, X[rows], y[rows], weights[rows], arm_margin, spark)
             self.boosters_[s] = booster
             self.best_iteration_[s] = best
             self.n_rows_[s] = int(rows.sum())
@@ -194,12 +226,34 @@ class XGBUpliftTLearner(BaseEstimator):
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
-    def _train(self, xgb: Any, params: dict[str, Any], X: Any, y: Any, w: Any, margin: Any) -> tuple[Any, int]:
+    def _spark_session(self) -> Any:
+        """None for the local engine; the active SparkSession for the spark engine (or a clear error)."""
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.engine == "local":
+            return None
+        if self.num_workers < 1:
+            raise ValueError(f"num_workers must be at least 1, got {self.num_workers}")
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            raise RuntimeError(
+                "engine='spark' trains on the active SparkSession, and there is none in this thread: "
+                "build one first (jobs.spark.get_spark(settings, ...)) or use engine='local'"
+            )
+        return spark
+
+    def _train(
+        self, xgb: Any, params: dict[str, Any], X: Any, y: Any, w: Any, margin: Any, spark: Any = None
+    ) -> tuple[Any, int]:
         """One booster with early stopping on a stratified validation split of its rows."""
         import numpy as np
 
         strat = y > 0 if self.objective.startswith("binary") else np.zeros(len(y), dtype=bool)
         valid = stratified_split(strat, self.validation_fraction, self.random_state)
+        if spark is not None:
+            return self._train_spark(spark, params, X, y, w, margin, valid)
         names = self.feature_names_
 
         def matrix(mask: Any) -> Any:
@@ -217,6 +271,85 @@ class XGBUpliftTLearner(BaseEstimator):
         rounds = self.n_estimators
         booster = xgb.train(params, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False, **kwargs)
         return booster, int(getattr(booster, "best_iteration", self.n_estimators - 1))
+
+    def _train_spark(
+        self, spark: Any, params: dict[str, Any], X: Any, y: Any, w: Any, margin: Any, valid: Any
+    ) -> tuple[Any, int]:
+        """The same booster trained by ``xgboost.spark`` on the session's executors.
+
+        The rows go to Spark as a DataFrame built in the driver (pandas through Arrow): numeric
+        feature columns, label, weight, the validation flag of the local path's split and the base
+        margin. ``SparkXGBClassifier`` serves ``binary:logistic`` (it fixes that objective itself);
+        every other objective goes through ``SparkXGBRegressor``, which passes it on unchanged.
+        """
+        import pandas as pd
+        from xgboost.spark import SparkXGBClassifier, SparkXGBRegressor
+
+        # Every worker needs training rows, and validation rows when there are any (xgboost.spark fails on
+        # a partition without them). The validation rows are a random subset, so with MIN_ROWS_PER_WORKER
+        # of each per worker an empty share is vanishingly unlikely; a small strategy uses fewer workers.
+        n_valid = int(valid.sum())
+        n_train = len(y) - n_valid
+        workers = max(
+            1, min(self.spark_workers_, n_train // MIN_ROWS_PER_WORKER, (n_valid or n_train) // MIN_ROWS_PER_WORKER)
+        )
+
+        columns = [f"f{i}" for i in range(X.shape[1])]  # Spark-safe names; the booster keeps the real ones
+        frame = pd.DataFrame(X, columns=columns)
+        frame["label"] = y
+        frame["weight"] = w
+        options: dict[str, Any] = {
+            "features_col": columns,
+            "label_col": "label",
+            "weight_col": "weight",
+            "feature_names": list(self.feature_names_),
+            "num_workers": workers,
+            "device": "cpu",
+            "n_estimators": self.n_estimators,
+            "verbose": False,
+        }
+        if n_valid:
+            frame["is_valid"] = valid
+            options["validation_indicator_col"] = "is_valid"
+            options["early_stopping_rounds"] = self.early_stopping_rounds
+        if margin is not None:
+            frame["base_margin"] = margin
+            options["base_margin_col"] = "base_margin"
+        for key, value in params.items():
+            if key != "nthread":  # xgboost.spark sets it from spark.task.cpus
+                options[SPARK_PARAM_NAMES.get(key, key)] = value
+        estimator_cls = SparkXGBRegressor
+        if params["objective"] == "binary:logistic":
+            estimator_cls = SparkXGBClassifier
+            del options["objective"]
+        model = estimator_cls(**options).fit(spark.createDataFrame(frame))
+        booster = model.get_booster()
+        return booster, int(getattr(booster, "best_iteration", self.n_estimators - 1))
+
+    def _spark_workers(self, spark: Any) -> int:
+        """``num_workers``, or fewer when the cluster offers fewer task slots after ``EXECUTOR_WAIT_S``.
+
+        A barrier stage needs all its tasks running at once; asking for more slots than exist makes
+        Spark retry the stage for minutes and then fail. Executors of a fresh cluster application
+        register a few seconds after the session starts, hence the wait (once per fit; none for a
+        local master, whose slots are fixed).
+        """
+        from xgboost.spark.utils import _get_max_num_concurrent_tasks
+
+        sc = spark.sparkContext
+        deadline = time.monotonic() + (0.0 if sc.master.startswith("local") else EXECUTOR_WAIT_S)
+        while (slots := _get_max_num_concurrent_tasks(sc)) < self.num_workers and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if slots < 1:
+            raise RuntimeError(f"no Spark executor offers a task slot on {sc.master} after {EXECUTOR_WAIT_S:.0f} s")
+        if slots < self.num_workers:
+            log.warning(
+                "%d XGBoost workers asked for, the cluster offers %d task slots: using %d",
+                self.num_workers,
+                slots,
+                slots,
+            )
+        return min(self.num_workers, slots)
 
     def _margin(self, data: Any) -> Any:
         """The shared base's raw margin (log-odds or log-mean) for every row of ``data``."""
@@ -275,6 +408,8 @@ class XGBUpliftTLearner(BaseEstimator):
             "best_iteration_": self.best_iteration_,
             "n_rows_": self.n_rows_,
             "fit_seconds_": self.fit_seconds_,
+            "trained_on_": self.trained_on_,
+            "spark_workers_": self.spark_workers_,
         }
         meta["params"]["strategies"] = list(self.strategies_)
         (folder / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -292,6 +427,8 @@ class XGBUpliftTLearner(BaseEstimator):
         model.best_iteration_ = {k: int(v) for k, v in meta["best_iteration_"].items()}
         model.n_rows_ = meta["n_rows_"]
         model.fit_seconds_ = meta["fit_seconds_"]
+        model.trained_on_ = meta.get("trained_on_", "local")  # absent in models saved before the spark engine
+        model.spark_workers_ = int(meta.get("spark_workers_", 0))
         model.boosters_ = {}
         model.base_booster_ = None
         if (folder / "booster_base.ubj").exists():

@@ -4,7 +4,10 @@
 
 1. load ``gold/training_set/ds=<ds>`` and learn the feature layout from its fit rows;
 2. (XGBoost) search hyperparameters by cross-validation within the time budget, each trial a
-   child run; fit the conversion and the revenue T-learners with inverse-propensity weights;
+   child run; fit the conversion and the revenue T-learners with inverse-propensity weights, on
+   ``settings.xgboost_engine``: in this process, or with ``xgboost.spark`` on the executors of
+   ``settings.spark_master`` (the tuning trials always run locally: many small fits within a time
+   budget gain nothing from a Spark job per booster);
    (Keras) fit the multi-head network with its masked, propensity-weighted loss;
 3. evaluate on the held-out rows (:mod:`jobs.training.evaluate`), log metrics, plots, the data
    profile, the training data's lineage, learning curves and feature importance;
@@ -137,10 +140,12 @@ def prepare(settings: Settings, ds: str) -> Prepared:
     return Prepared(ds, frame, train, test, spec, spec.flatten(train), spec.flatten(test))
 
 
-def fit_xgboost(prep: Prepared, params: dict[str, Any]) -> UpliftPredictor:
+def fit_xgboost(prep: Prepared, params: dict[str, Any], engine: str = "local", num_workers: int = 2) -> UpliftPredictor:
+    """The conversion and revenue T-learners; ``engine="spark"`` trains them on the active SparkSession."""
     from jobs.models.pyfunc import UpliftPredictor
     from jobs.models.xgb_uplift import XGBUpliftTLearner
 
+    params = {**params, "engine": engine, "num_workers": num_workers}
     X = prep.matrix("train")
     t = prep.train["strategy"].to_numpy()
     p = prep.train["propensity"].to_numpy()
@@ -241,6 +246,9 @@ def train(
 
         if kind == "xgboost":
             final = {**XGB_DEFAULTS, **overrides}
+            # where the final fit runs: settings, or a run's own override; never part of the tuning
+            engine = str(final.pop("engine", settings.xgboost_engine)).strip().lower()
+            workers = int(final.pop("num_workers", settings.xgboost_spark_workers))
             if tune:
                 from jobs.training.tuning import tune_xgboost
 
@@ -258,8 +266,15 @@ def train(
                 )
                 mlflow.log_metrics({f"tuning_{k}": float(v) for k, v in summary.items()})
             mlflow.log_params({k: v for k, v in final.items()})
+            mlflow.log_params({"xgboost_engine": engine, "xgboost_spark_workers": workers})
+            mlflow.set_tag("msp.xgboost_engine", engine)
+            if engine == "spark":
+                from jobs.spark import get_spark
+
+                spark = get_spark(settings, "msp-train-xgboost")
+                mlflow.set_tag("msp.spark_master", spark.sparkContext.master)
             fit_started = time.perf_counter()
-            predictor = fit_xgboost(prep, final)
+            predictor = fit_xgboost(prep, final, engine, workers)
             mlflow.log_metrics({f"best_iteration__{s}": v for s, v in predictor.conversion.best_iteration_.items()})
         else:
             final = {**KERAS_DEFAULTS, **overrides}

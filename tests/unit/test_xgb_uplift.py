@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +14,7 @@ from sklearn.base import clone
 from jobs.models.frame import STRATEGIES, FeatureSpec
 from jobs.models.xgb_uplift import XGBUpliftTLearner, ipw_weights, stratified_split
 from jobs.training.registry import decide
+from tests.conftest import ROOT
 
 
 def synthetic(n: int = 6000, seed: int = 0, targeted: bool = False):
@@ -89,6 +94,37 @@ def test_revenue_objective_and_input_checks():
         XGBUpliftTLearner().fit(X, revenue, t, p)
     with pytest.raises(RuntimeError, match="not fitted"):
         XGBUpliftTLearner().predict(X)
+
+
+def test_engine_is_checked_when_fitting():
+    X, y, t, p = synthetic(n=500)
+    assert XGBUpliftTLearner().get_params()["engine"] == "local"
+    with pytest.raises(ValueError, match="engine must be one of"):
+        XGBUpliftTLearner(engine="dask").fit(X, y, t, p)
+    with pytest.raises(ValueError, match="num_workers must be at least 1"):
+        XGBUpliftTLearner(engine="spark", num_workers=0).fit(X, y, t, p)
+
+
+def test_the_spark_engine_without_a_session_says_what_to_do():
+    """In a fresh process (no SparkContext, none of this test run's sessions) fit stops before training."""
+    code = textwrap.dedent(
+        """
+        from jobs.models.xgb_uplift import XGBUpliftTLearner
+        from tests.unit.test_xgb_uplift import synthetic
+        X, y, t, p = synthetic(n=500)
+        model = XGBUpliftTLearner(engine="spark")
+        try:
+            model.fit(X, y, t, p)
+        except RuntimeError as exc:
+            print("ERROR", exc, "| fitted:", hasattr(model, "boosters_"))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ERROR engine='spark' trains on the active SparkSession, and there is none" in done.stdout
+    assert "jobs.spark.get_spark" in done.stdout and "fitted: False" in done.stdout
 
 
 def test_ipw_weights_and_split():
