@@ -23,10 +23,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import Asset, dag, task
-from airflow.timetables.assets import AssetOrTimeSchedule
-from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.dag_defaults import dag_default_args, date_param
+from jobs.dag_defaults import dag_default_args, date_param, schedule
 
 OUTCOMES = Asset(name="msp.silver.campaign_log", uri="msp://lake/silver/campaign_log", group="msp-silver")
 EFFECTS = Asset(name="msp.warehouse.strategy_effects", uri="msp://warehouse/strategy_effects", group="msp-warehouse")
@@ -36,7 +34,7 @@ default_args = dag_default_args()
 
 @dag(
     dag_id="marketing_evaluate",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 7 * * *", timezone="UTC"), assets=OUTCOMES),
+    schedule=schedule("0 7 * * *", OUTCOMES),
     start_date=datetime(2026, 9, 1),
     catchup=False,
     max_active_runs=1,
@@ -48,17 +46,19 @@ default_args = dag_default_args()
 def marketing_evaluate() -> None:
     @task
     def resolve_date(**context) -> str:
-        """Run date from params, else the logical date, else today."""
+        """Run date from params, else the triggering asset events', else the logical date, else today."""
         from jobs.pipeline.lake import check_ds
         from jobs.pipeline.tasks import partition_date
 
         return check_ds(partition_date(context))
 
     @task(outlets=[EFFECTS])
-    def evaluate(run_date: str) -> dict:
+    def evaluate(run_date: str, **context) -> dict:
         """Realised against predicted effects of every run whose window closed by the run date."""
         from jobs.evaluation.tasks import evaluate_task
+        from jobs.pipeline.tasks import stamp_outlets
 
+        stamp_outlets(context, run_date)
         return evaluate_task(run_date)
 
     evaluate(resolve_date())

@@ -22,6 +22,10 @@ so that their foreign keys are checked against silver as of the same date.
 none) and `since` (first date of a range to (re)load in one run, e.g. a first load of history;
 default: `ds`). A rerun of a date replaces exactly that date in every layer.
 
+**Engine**: embedded, each step runs in its task's process on `MSP_SPARK_MASTER`; with
+`MSP_SPARK_SUBMIT=true` (stack mode) `ingest_*` and `clean_*` are `SparkSubmitOperator`s that submit
+`jobs/submit.py` to the master of the connection `MSP_SPARK_CONN_ID` (same code, same results).
+
 Code: `jobs/pipeline/` (ingest, clean), `jobs/quality/` (suites), contract: `jobs/contracts.py`.
 """
 
@@ -31,10 +35,12 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
-from jobs.dag_defaults import dag_default_args, date_param
+from jobs.dag_defaults import dag_default_args, date_param, schedule, spark_step
 
 TABLES = ("customers", "products", "events", "orders", "campaign_log")
 DIMENSIONS = ("customers", "products")
+DS = "{{ ti.xcom_pull(task_ids='resolve_dates')['ds'] }}"  # templates of the spark-submit operators
+SINCE = "{{ ti.xcom_pull(task_ids='resolve_dates')['since'] }}"
 SILVER = {t: Asset(name=f"msp.silver.{t}", uri=f"msp://lake/silver/{t}", group="msp-silver") for t in TABLES}
 
 default_args = dag_default_args(
@@ -44,7 +50,7 @@ default_args = dag_default_args(
 
 @dag(
     dag_id="marketing_ingest",
-    schedule="@daily",
+    schedule=schedule("0 0 * * *"),
     start_date=datetime(2026, 9, 1),
     catchup=False,
     max_active_runs=1,
@@ -83,8 +89,10 @@ def marketing_ingest() -> None:
             outlets=[SILVER[table]],
             doc_md=f"bronze/{table} -> silver/{table} + quarantine/{table}, GX suite silver_{table}",
         )
-        def clean(dates: dict[str, str]) -> dict:
-            from jobs.pipeline.tasks import run_step
+        def clean(dates: dict[str, str], **context) -> dict:
+            from jobs.pipeline.tasks import run_step, stamp_outlets
+
+            stamp_outlets(context, dates["ds"], since=dates["since"])  # marketing_train trains on this date
 
             return run_step("clean", table, dates)
 
@@ -107,9 +115,27 @@ def marketing_ingest() -> None:
     dates = resolve_dates()
     pulled = pull_rest_sources(dates)
     cleaned = {}
-    for table in TABLES:
-        ingested = ingest_task(table)(dates)
-        cleaned[table] = clean_task(table)(dates)
+    for table in TABLES:  # in spark-submit mode (stack) each step is a SparkSubmitOperator
+        ingested = spark_step(
+            lambda t=table: ingest_task(t)(dates),
+            task_id=f"ingest_{table}",
+            step="ingest",
+            table=table,
+            ds=DS,
+            since=SINCE,
+            doc_md=f"landing/{table} -> bronze/{table} (spark-submit)",
+        )
+        cleaned[table] = spark_step(
+            lambda t=table: clean_task(t)(dates),
+            task_id=f"clean_{table}",
+            step="clean",
+            table=table,
+            ds=DS,
+            since=SINCE,
+            outlets=[SILVER[table]],
+            doc_md=f"bronze/{table} -> silver/{table} + quarantine/{table}, GX suite silver_{table} (spark-submit)",
+        )
+        dates >> [ingested, cleaned[table]]
         pulled >> ingested >> cleaned[table]
     for fact in TABLES:
         if fact not in DIMENSIONS:

@@ -7,7 +7,8 @@ Daily batch scoring: who gets which strategy tonight, and what it is expected to
    run date of any silver table has a failed critical expectation (`marketing.data_quality`).
 2. **build_features**: `gold/features/ds=<ds>` (point in time; idempotent). Reused without
    recomputing when it is newer than every silver file it reads and the feature code (the nightly
-   training built it); param `rebuild_features` forces the computation.
+   training built it); param `rebuild_features` forces the computation. With `MSP_SPARK_SUBMIT=true`
+   (stack mode) a `SparkSubmitOperator` runs it on the connection's master (docs/DEPLOYMENT.md).
 3. **score**: loads `models:/<name>@champion` (the version is pinned and recorded), predicts
    conversion and net revenue under every strategy with `mlflow.pyfunc.spark_udf`, prices them
    with the strategy catalogue (`jobs/scoring/strategies.yaml` or `MSP_STRATEGY_CATALOGUE`), solves
@@ -33,10 +34,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
-from airflow.timetables.assets import AssetOrTimeSchedule
-from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.dag_defaults import dag_default_args, date_param
+from jobs.dag_defaults import dag_default_args, date_param, schedule, spark_step
 
 CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", group="msp-models")
 ASSIGNMENTS = Asset(name="msp.gold.assignments", uri="msp://lake/gold/assignments", group="msp-gold")
@@ -44,12 +43,13 @@ WAREHOUSE = Asset(
     name="msp.warehouse.strategy_assignments", uri="msp://warehouse/strategy_assignments", group="msp-warehouse"
 )
 
+RUN_DATE = "{{ ti.xcom_pull(task_ids='resolve_date') }}"
 default_args = dag_default_args(execution_timeout=timedelta(hours=2))
 
 
 @dag(
     dag_id="marketing_score",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"), assets=CHAMPION),
+    schedule=schedule("0 5 * * *", CHAMPION),
     start_date=datetime(2026, 9, 1),
     catchup=False,
     max_active_runs=1,
@@ -64,7 +64,7 @@ default_args = dag_default_args(execution_timeout=timedelta(hours=2))
 def marketing_score() -> None:
     @task
     def resolve_date(**context) -> str:
-        """Run date from params, else the logical date, else today."""
+        """Run date from params, else the promotion's (triggering asset event), else the logical date, else today."""
         from jobs.pipeline.lake import check_ds
         from jobs.pipeline.tasks import partition_date
 
@@ -85,16 +85,22 @@ def marketing_score() -> None:
         return features_for(run_date, rebuild=bool(context["params"].get("rebuild_features")))
 
     @task(outlets=[ASSIGNMENTS])
-    def score(run_date: str) -> dict:
+    def score(run_date: str, **context) -> dict:
         """Champion predictions -> knapsack -> holdout/explore -> recommendations -> gold/assignments."""
+        from jobs.pipeline.tasks import stamp_outlets
         from jobs.scoring.tasks import score_task
+
+        stamp_outlets(context, run_date)
 
         return score_task(run_date)
 
     @task(outlets=[WAREHOUSE])
-    def publish(run_date: str) -> dict:
+    def publish(run_date: str, **context) -> dict:
         """gold/assignments + forecast -> warehouse (replace the run date in one transaction)."""
+        from jobs.pipeline.tasks import stamp_outlets
         from jobs.scoring.tasks import publish_task
+
+        stamp_outlets(context, run_date)
 
         return publish_task(run_date)
 
@@ -107,7 +113,15 @@ def marketing_score() -> None:
 
     run_date = resolve_date()
     scored = score(run_date)
-    check_data_quality(run_date) >> build_features(run_date) >> scored >> [publish(run_date), drift(run_date)]
+    features = spark_step(  # a SparkSubmitOperator in spark-submit mode (stack)
+        lambda: build_features(run_date),
+        task_id="build_features",
+        step="score_features",
+        ds=RUN_DATE,
+        rebuild="{{ params.rebuild_features }}",
+    )
+    run_date >> features
+    check_data_quality(run_date) >> features >> scored >> [publish(run_date), drift(run_date)]
 
 
 marketing_score()

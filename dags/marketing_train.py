@@ -15,8 +15,10 @@ Nightly retraining of the uplift models, also triggered when every silver table 
    value on the held-out rows beats the champion's by `MSP_PROMOTION_MARGIN`; the first version
    is promoted; the decision and its reason are tagged on the version and the run.
 
-**Params**: `ds` (default: the logical date, or today), `xgb_params` / `keras_params` (JSON
-objects overriding model parameters), `tune` (null: settings decide; true/false).
+**Params**: `ds` (default: the `ds` that the triggering silver asset events carry, else the logical
+date, else today), `xgb_params` / `keras_params` (JSON objects overriding model parameters), `tune`
+(null: settings decide; true/false). With `MSP_SPARK_SUBMIT=true` (stack mode) the two feature steps
+are `SparkSubmitOperator`s on the connection's master (docs/DEPLOYMENT.md).
 Code: `jobs/features/`, `jobs/training/`, `jobs/models/`.
 """
 
@@ -25,10 +27,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
-from airflow.timetables.assets import AssetOrTimeSchedule
-from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.dag_defaults import dag_default_args, date_param
+from jobs.dag_defaults import dag_default_args, date_param, schedule, spark_step
 
 SILVER_TABLES = ("customers", "products", "events", "orders", "campaign_log")
 SILVER = [Asset(name=f"msp.silver.{t}", uri=f"msp://lake/silver/{t}", group="msp-silver") for t in SILVER_TABLES]
@@ -37,6 +37,7 @@ MODELS = {
     kind: Asset(name=f"msp.model.{kind}", uri=f"msp://mlflow/models/{kind}", group="msp-models")
     for kind in ("xgboost", "keras")
 }
+RUN_DATE = "{{ ti.xcom_pull(task_ids='resolve_date') }}"
 CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", group="msp-models")
 
 default_args = dag_default_args(
@@ -50,7 +51,7 @@ for _asset in SILVER[1:]:
 
 @dag(
     dag_id="marketing_train",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"), assets=all_silver),
+    schedule=schedule("0 2 * * *", all_silver),
     start_date=datetime(2026, 9, 1),
     catchup=False,
     max_active_runs=1,
@@ -67,17 +68,19 @@ for _asset in SILVER[1:]:
 def marketing_train() -> None:
     @task
     def resolve_date(**context) -> str:
-        """Training date from params, else the logical date, else today."""
+        """Training date: params, else the triggering silver events' ds, else the logical date, else today."""
         from jobs.pipeline.lake import check_ds
         from jobs.pipeline.tasks import partition_date
 
         return check_ds(partition_date(context))
 
     @task(outlets=[FEATURES])
-    def build_features(run_date: str) -> dict:
+    def build_features(run_date: str, **context) -> dict:
         """silver -> gold/features for the campaign dates and ds (point in time)."""
+        from jobs.pipeline.tasks import stamp_outlets
         from jobs.training.tasks import build_features_task
 
+        stamp_outlets(context, run_date)
         return build_features_task(run_date)
 
     @task
@@ -90,29 +93,42 @@ def marketing_train() -> None:
     @task(outlets=[MODELS["xgboost"]])
     def train_xgboost(run_date: str, **context) -> dict:
         """XGBoost T-learner: tune, fit, evaluate, register @challenger."""
+        from jobs.pipeline.tasks import stamp_outlets
         from jobs.training.tasks import train_task
 
+        stamp_outlets(context, run_date)
         params = context["params"]
         return train_task("xgboost", run_date, params.get("xgb_params"), params.get("tune"))
 
     @task(outlets=[MODELS["keras"]])
     def train_keras(run_date: str, **context) -> dict:
         """Keras multi-head network: fit, evaluate, register @challenger."""
+        from jobs.pipeline.tasks import stamp_outlets
         from jobs.training.tasks import train_task
 
+        stamp_outlets(context, run_date)
         params = context["params"]
         return train_task("keras", run_date, params.get("keras_params"), False)
 
     @task(outlets=[CHAMPION])
-    def evaluate_and_promote(run_date: str) -> dict:
+    def evaluate_and_promote(run_date: str, **context) -> dict:
         """Challenger vs champion on the same held-out rows; move @champion when the challenger wins."""
+        from jobs.pipeline.tasks import stamp_outlets
         from jobs.training.tasks import promote_task
 
+        stamp_outlets(context, run_date)  # marketing_score scores this date
         return promote_task(run_date)
 
     run_date = resolve_date()
-    training_set = build_training_set(run_date)
-    build_features(run_date) >> training_set
+    # in spark-submit mode (stack) the two Spark steps are SparkSubmitOperators
+    features = spark_step(
+        lambda: build_features(run_date), task_id="build_features", step="features", ds=RUN_DATE, outlets=[FEATURES]
+    )
+    training_set = spark_step(
+        lambda: build_training_set(run_date), task_id="build_training_set", step="training_set", ds=RUN_DATE
+    )
+    run_date >> [features, training_set]
+    features >> training_set
     training_set >> [train_xgboost(run_date), train_keras(run_date)] >> evaluate_and_promote(run_date)
 
 

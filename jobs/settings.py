@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -41,6 +41,21 @@ class Settings(BaseSettings):
     airflow_home: Path = Field(Path("var/airflow"), description="AIRFLOW_HOME in embedded mode (SQLite).")
     spark_master: str = Field("local[*]", description="Spark master URL.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf (JSON object).")
+    spark_submit: bool = Field(
+        False,
+        description="DAGs run their Spark steps through spark-submit (SparkSubmitOperator) on the master of "
+        "the connection spark_conn_id instead of in the task's process; stack mode turns it on.",
+    )
+    schedule_mode: Literal["cron", "assets"] = Field(
+        "cron",
+        description="cron: each DAG runs at its nightly time or on its upstream assets, whichever comes first; "
+        "assets: no times, marketing_ingest runs when triggered and the rest follow its asset events.",
+    )
+    spark_conn_id: str = Field(
+        "msp_spark",
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="Airflow connection of the Spark master for spark-submit (AIRFLOW_CONN_<ID> or the UI).",
+    )
     mlflow_tracking_uri: str = Field("sqlite:///var/mlflow/mlflow.db", description="MLflow backend store.")
     mlflow_artifact_root: Path = Field(Path("var/mlflow/artifacts"), description="MLflow artifact root.")
     warehouse_url: SecretStr = Field(
@@ -76,6 +91,14 @@ class Settings(BaseSettings):
     tuning_trials: int = Field(12, ge=1, le=1000, description="At most this many tuning trials per night.")
     tuning_folds: int = Field(3, ge=2, le=10, description="Cross-validation folds of the hyperparameter search.")
     bootstrap_samples: int = Field(200, ge=10, le=10_000, description="Bootstrap resamples of policy-value intervals.")
+    xgboost_engine: Literal["local", "spark"] = Field(
+        "local",
+        description="Where the final XGBoost boosters train: local (xgboost.train in the task's process) or spark "
+        "(xgboost.spark on the executors of spark_master). Tuning trials stay local either way.",
+    )
+    xgboost_spark_workers: int = Field(
+        2, ge=1, le=1024, description="Spark tasks (XGBoost workers) per booster with the spark engine."
+    )
     # Monitoring (issue 6)
     drift_psi_warn: float = Field(0.1, ge=0, description="PSI from which a feature or score shift is a warning.")
     drift_psi_alert: float = Field(0.25, ge=0, description="PSI from which a shift raises a drift alert.")
@@ -145,6 +168,11 @@ class Settings(BaseSettings):
             if table not in ORDER:
                 raise ValueError(f"MSP_HTTP_TABLES: {table!r} is not a source table (one of {', '.join(ORDER)})")
         return value
+
+    @field_validator("xgboost_engine", mode="before")
+    @classmethod
+    def _engine_lower_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod

@@ -139,9 +139,27 @@ def task_env(settings: Settings, creds: Credentials) -> dict[str, str]:
         "MLFLOW_TRACKING_PASSWORD": creds.password,
         "MSP_WAREHOUSE_URL": database_url(settings, "warehouse"),
         "MSP_SPARK_MASTER": urls["spark"],
+        "MSP_SPARK_CONF": json.dumps(stack_spark_conf(settings)),
+        # the DAGs' Spark steps go through spark-submit (SparkSubmitOperator) to the stack's master
+        "MSP_SPARK_SUBMIT": "true",
+        "MSP_SPARK_CONN_ID": settings.spark_conn_id,
+        f"AIRFLOW_CONN_{settings.spark_conn_id.upper()}": spark_connection(urls["spark"]),
         "SPARK_LOCAL_IP": settings.stack_host,  # the driver binds where the executors reach it
         "PYSPARK_PYTHON": sys.executable,  # executors run this venv's interpreter
     }
+
+
+def stack_spark_conf(settings: Settings) -> dict[str, str]:
+    """The jobs' Spark conf on the stack: each application takes half the worker's cores (two run at once,
+    instead of one holding the worker while the next waits), then ``MSP_SPARK_CONF`` (it wins)."""
+    conf = {"spark.cores.max": str(max(1, settings.stack_spark_worker_cores // 2))}
+    return {**conf, **settings.spark_conf}
+
+
+def spark_connection(master: str) -> str:
+    """The Airflow connection (JSON) of a Spark master for spark-submit, client deploy mode."""
+    extra = {"deploy-mode": "client", "spark-binary": "spark-submit"}
+    return json.dumps({"conn_type": "spark", "host": master, "extra": extra})
 
 
 def _inherited(env: dict[str, str]) -> dict[str, str]:
@@ -422,14 +440,24 @@ def up(settings: Settings, timeout_s: float = 300.0) -> dict[str, dict[str, Any]
 
 def down(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     """Stop every running component (SIGTERM to its process group, SIGKILL after ``timeout_s``)."""
+    import psutil
+
     stopped = []
     creds = credentials(settings)
+    # descendants that left the component's process group (Airflow's task supervisors start their own
+    # sessions, and a task's spark-submit driver runs under them): stopped with it, not orphaned
+    strays: list[psutil.Process] = []
     for c in reversed(components(settings, creds)):
         pid = running_pid(settings, c.name)
         if pid is not None:
+            with contextlib.suppress(psutil.Error):
+                strays += [p for p in psutil.Process(pid).children(recursive=True) if _pgid(p.pid) != pid]
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
             stopped.append((c.name, pid))
+    for proc in strays:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
     deadline = time.monotonic() + timeout_s
     for name, pid in stopped:
         while running_pid(settings, name) is not None and time.monotonic() < deadline:
@@ -441,4 +469,16 @@ def down(settings: Settings, timeout_s: float = 30.0) -> list[str]:
         _pid_file(settings, name).unlink(missing_ok=True)
         with contextlib.suppress(ChildProcessError):  # reap it when this process started it (tests)
             os.waitpid(pid, os.WNOHANG)
+    _, alive = psutil.wait_procs(strays, timeout=max(1.0, deadline - time.monotonic()))
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            log.warning("%s (pid %d), started by the stack, did not stop: killing it", proc.name(), proc.pid)
+            proc.kill()
     return [name for name, _ in stopped]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None

@@ -10,16 +10,45 @@ log = logging.getLogger(__name__)
 
 
 def partition_date(context: dict[str, Any]) -> str:
-    """``params.ds``, else the logical date, else today (asset-triggered and some manual runs have none)."""
+    """``params.ds``, else the date the triggering asset events carry, else the logical date, else today.
+
+    An asset-triggered run (train after ingest, score after a promotion) has no logical date: it
+    takes the latest ``ds`` its upstream tasks stamped on their events (:func:`stamp_outlets`).
+    """
     param = (context.get("params") or {}).get("ds")
     if param:
         return str(param)
+    if triggered := triggering_ds(context):
+        log.info("run date %s from the triggering asset events", triggered)
+        return triggered
     logical = context.get("logical_date")
     if logical is not None:
         return logical.date().isoformat()
     today = datetime.now(UTC).date().isoformat()
     log.warning("run has no logical date and no ds param: using today, %s", today)
     return today
+
+
+def triggering_ds(context: dict[str, Any]) -> str | None:
+    """The latest ``ds`` in the extras of the run's triggering asset events (None when there is none)."""
+    events = context.get("triggering_asset_events") or {}
+    dates = [
+        str(event.extra["ds"])
+        for asset in events
+        for event in events[asset]
+        if isinstance(getattr(event, "extra", None), dict) and event.extra.get("ds")
+    ]
+    return max(dates) if dates else None
+
+
+def stamp_outlets(context: dict[str, Any], ds: str, **extra: Any) -> None:
+    """Put the run date (and ``extra``) on every asset event the task emits; downstream DAGs read it."""
+    events = context.get("outlet_events")
+    task = context.get("task")
+    if events is None or task is None:
+        return
+    for outlet in getattr(task, "outlets", None) or []:
+        events[outlet].extra = {"ds": ds, **extra}
 
 
 def pull_sources(dates: dict[str, str]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """``make stack-up``: Airflow (scheduler, dag-processor, triggerer, api-server on PostgreSQL), the MLflow
 server (PostgreSQL, basic auth) and a Spark standalone master and worker come up healthy on loopback,
-require a login, run a DAG through the scheduler whose Spark job goes to the standalone master, and stop.
+require a login, run the DAG chain (ingest -> train -> score, evaluate) through the scheduler with its
+Spark steps spark-submitted to the standalone master, show it in a browser, and stop.
 
 Everything runs in a temporary home on free ports, with its own databases (dropped afterwards).
 """
@@ -25,11 +26,17 @@ import psutil
 import pytest
 
 from jobs.settings import Settings
-from jobs.stack import DATABASES, credentials, down, health, running_pid, stack_dir, up
+from jobs.simulator.config import SimConfig
+from jobs.simulator.engine import simulate
+from jobs.stack import DATABASES, credentials, database_url, down, health, running_pid, stack_dir, up
 from tests.support.airflow_rest import AirflowRest
 from tests.support.postgres import POSTGRES_ADMIN_URL, ensure_postgres
 
 HOST = "127.0.0.1"
+# a small shop with two closed campaigns (days 7 and 21) by its last day: enough to train and score
+SHOP = SimConfig(seed=3, customers=3_000, products=60, days=30)
+SHOP_START, SHOP_END = SHOP.start.isoformat(), SHOP.end.isoformat()
+TABLES = ("customers", "products", "events", "orders", "campaign_log")
 
 
 def free_port() -> int:
@@ -59,7 +66,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         stack_spark_worker_memory="2g",
     )
     try:
-        up(settings, timeout_s=300)
+        with pytest.MonkeyPatch.context() as env:  # what the stack's tasks inherit
+            env.setenv("MSP_TUNING_BUDGET_S", "5")
+            env.setenv("MSP_SPARK_DRIVER_MEMORY", "1g")  # each submitted step's driver, beside the worker's 2g
+            # no nightly times: unpausing a DAG would start its run of today; only the chain under test runs
+            env.setenv("MSP_SCHEDULE_MODE", "assets")
+            up(settings, timeout_s=300)
         yield settings
     finally:
         down(settings)
@@ -127,11 +139,11 @@ def test_the_uis_require_the_stack_login(stack: Settings) -> None:
 
     search = f"http://{HOST}:{stack.stack_mlflow_port}/api/2.0/mlflow/experiments/search?max_results=5"
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(search, timeout=10)
+        urllib.request.urlopen(search, timeout=30)
     assert refused.value.code == 401
     token = base64.b64encode(f"{creds.user}:{creds.password}".encode()).decode()
     request = urllib.request.Request(search, headers={"Authorization": f"Basic {token}"})
-    with urllib.request.urlopen(request, timeout=10) as r:
+    with urllib.request.urlopen(request, timeout=30) as r:
         assert r.status == 200
     create = urllib.request.Request(
         search.split("/search", maxsplit=1)[0] + "/create",
@@ -139,9 +151,9 @@ def test_the_uis_require_the_stack_login(stack: Settings) -> None:
         headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(create, timeout=10) as r:
+    with urllib.request.urlopen(create, timeout=30) as r:
         assert json.loads(r.read())["experiment_id"]
-    with urllib.request.urlopen(request, timeout=10) as r:
+    with urllib.request.urlopen(request, timeout=30) as r:
         assert "msp-stack-check" in [e["name"] for e in json.loads(r.read())["experiments"]]
 
 
@@ -164,20 +176,60 @@ def test_a_spark_job_runs_on_the_standalone_worker(stack: Settings) -> None:
     assert "EXECUTORS 1" in done.stdout  # the worker's executor, not the driver
 
 
-def test_the_scheduler_runs_a_dag_whose_spark_job_goes_to_the_cluster(stack: Settings) -> None:
-    """marketing_evaluate through the REST API: LocalExecutor, Task SDK, Spark on the standalone master."""
+@pytest.mark.timeout(2400)
+def test_the_dag_chain_runs_on_the_stack(stack: Settings) -> None:
+    """ingest (REST trigger) -> train -> score (and evaluate) by assets, Spark steps spark-submitted to the
+    standalone master; the champion checked through MLflow's REST API, the assignments in PostgreSQL."""
+    import psycopg
+
+    simulate(SHOP, stack.landing, stack.truth)
     creds = credentials(stack)
     api = AirflowRest(f"http://{HOST}:{stack.stack_airflow_port}", creds.user, creds.password)
-    dag = api.wait_for_dag("marketing_evaluate", timeout_s=180)
-    assert "msp" in [t["name"] for t in dag["tags"]]
-    run_id = api.trigger("marketing_evaluate", {"ds": "2026-10-31"})
-    state = api.wait_for_run("marketing_evaluate", run_id, timeout_s=420)
-    assert state == "success", api.task_logs("marketing_evaluate", run_id)
-    # the Spark application of the evaluate task ran on the stack's master
-    with urllib.request.urlopen(f"http://{HOST}:{stack.stack_spark_ui_port}/json/", timeout=10) as r:
+    for dag_id in ("marketing_ingest", "marketing_train", "marketing_score", "marketing_evaluate"):
+        assert "msp" in [t["name"] for t in api.wait_for_dag(dag_id, timeout_s=180)["tags"]]
+    for dag_id in ("marketing_train", "marketing_score", "marketing_evaluate"):
+        api.unpause(dag_id)  # the assets trigger them; no logical date: the run date travels on the events
+    ingest = api.trigger("marketing_ingest", {"ds": SHOP_END, "since": SHOP_START})
+    assert api.wait_for_run("marketing_ingest", ingest, timeout_s=900) == "success", api.task_logs(
+        "marketing_ingest", ingest
+    )
+    for dag_id, timeout_s in (("marketing_train", 900), ("marketing_score", 600), ("marketing_evaluate", 600)):
+        run_id = api.wait_for_triggered_run(dag_id, timeout_s=120)
+        state = api.wait_for_run(dag_id, run_id, timeout_s=timeout_s)
+        assert state == "success", api.task_logs(dag_id, run_id)
+
+    # the Spark steps went through spark-submit to the stack's master; scoring's session ran there too
+    with urllib.request.urlopen(f"http://{HOST}:{stack.stack_spark_ui_port}/json/", timeout=30) as r:
         master = json.loads(r.read())
-    apps = [a["name"] for a in master.get("completedapps", []) + master.get("activeapps", [])]
-    assert "msp-evaluate" in apps, master
+    apps = {a["name"] for a in master.get("completedapps", []) + master.get("activeapps", [])}
+    submitted = {f"msp-{step}-{t}" for step in ("ingest", "clean") for t in TABLES}
+    assert submitted | {"msp-features", "msp-training-set", "msp-score-features", "msp-score"} <= apps, apps
+
+    # the registry, through MLflow's REST API: the champion was trained on the run date
+    mlflow = f"http://{HOST}:{stack.stack_mlflow_port}/api/2.0/mlflow"
+    name = f"{stack.model_name_prefix}_{stack.scoring_model}"
+    champion = _mlflow_get(stack, f"{mlflow}/registered-models/alias?name={name}&alias=champion")["model_version"]
+    run = _mlflow_get(stack, f"{mlflow}/runs/get?run_id={champion['run_id']}")["run"]
+    assert {t["key"]: t["value"] for t in run["data"]["tags"]}["msp.ds"] == SHOP_END
+
+    # the warehouse (PostgreSQL): tonight's assignments, made by that champion version
+    schema = stack.warehouse_schema
+    with psycopg.connect(database_url(stack, "warehouse")) as con:
+        n, strategies, versions = con.execute(
+            f"SELECT count(*), count(DISTINCT strategy), min(model_version) || '/' || max(model_version) "
+            f"FROM {schema}.strategy_assignments WHERE run_date = %s",
+            [SHOP_END],
+        ).fetchone()
+    assert SHOP.customers // 2 < n <= SHOP.customers and strategies >= 2
+    assert versions == f"{champion['version']}/{champion['version']}"
+
+
+def _mlflow_get(settings: Settings, url: str) -> dict:
+    creds = credentials(settings)
+    token = base64.b64encode(f"{creds.user}:{creds.password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read())
 
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -229,7 +281,8 @@ def _wait_for_text(driver, texts: list[str], timeout_s: float = 60.0) -> str:
 
 
 def test_in_a_browser_the_uis_show_the_dags_a_successful_run_and_the_champion(stack: Settings, browser) -> None:
-    """Log into the Airflow UI, find the DAGs and the successful run; open the MLflow UI on a champion."""
+    """Log into the Airflow UI, find the DAGs and the chain's successful score run; open the MLflow UI on the
+    registered model and find its champion alias."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
@@ -237,8 +290,8 @@ def test_in_a_browser_the_uis_show_the_dags_a_successful_run_and_the_champion(st
     creds = credentials(stack)
     airflow = f"http://{HOST}:{stack.stack_airflow_port}"
     api = AirflowRest(airflow, creds.user, creds.password)
-    _, runs = api.request("GET", "/api/v2/dags/marketing_evaluate/dagRuns?state=success")
-    assert runs["dag_runs"], "the scheduler test runs first and leaves a successful run"
+    _, runs = api.request("GET", "/api/v2/dags/marketing_score/dagRuns?state=success")
+    assert runs["dag_runs"], "the chain test runs first and leaves a successful score run"
     run_id = runs["dag_runs"][0]["dag_run_id"]
 
     browser.get(f"{airflow}/")  # the login form is rendered by the UI's scripts: wait for it
@@ -251,32 +304,12 @@ def test_in_a_browser_the_uis_show_the_dags_a_successful_run_and_the_champion(st
     browser.get(f"{airflow}/dags")
     _wait_for_text(browser, ["marketing_ingest", "marketing_train", "marketing_score", "marketing_evaluate"])
     browser.save_screenshot(str(ARTIFACTS / "airflow-dags.png"))
-    browser.get(f"{airflow}/dags/marketing_evaluate/runs/{run_id}")
+    browser.get(f"{airflow}/dags/marketing_score/runs/{run_id}")
     _wait_for_text(browser, [run_id, "success"])
     browser.save_screenshot(str(ARTIFACTS / "airflow-run.png"))
 
-    # a model version with the champion alias, logged and registered through the stack's server
-    name = "msp_uplift_stack_check"
-    code = (
-        "import mlflow, mlflow.pyfunc\n"
-        "class Echo(mlflow.pyfunc.PythonModel):\n"
-        "    def predict(self, context, model_input):\n"
-        "        return model_input\n"
-        "mlflow.set_experiment('msp-stack-check')\n"
-        "with mlflow.start_run():\n"
-        f"    info = mlflow.pyfunc.log_model(name='model', python_model=Echo(), registered_model_name='{name}')\n"
-        f"mlflow.MlflowClient().set_registered_model_alias('{name}', 'champion', info.registered_model_version)\n"
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},  # earlier tests' fluent state
-        "MLFLOW_TRACKING_URI": f"http://{HOST}:{stack.stack_mlflow_port}",
-        "MLFLOW_TRACKING_USERNAME": creds.user,
-        "MLFLOW_TRACKING_PASSWORD": creds.password,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, timeout=180
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    # the model the chain's training registered and promoted, with its champion alias
+    name = f"{stack.model_name_prefix}_{stack.scoring_model}"
     token = base64.b64encode(f"{creds.user}:{creds.password}".encode()).decode()
     browser.execute_cdp_cmd("Network.enable", {})
     browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,34 @@ def test_the_chain_is_wired_by_assets(dagbag) -> None:
     assert inlets("marketing_train") & outlets("marketing_ingest")
     assert inlets("marketing_score") & outlets("marketing_train")
     assert inlets("marketing_evaluate") & outlets("marketing_ingest")
+
+
+def test_in_spark_submit_mode_the_spark_steps_are_submit_operators_wired_the_same(dagbag) -> None:
+    """``MSP_SPARK_SUBMIT=true`` (stack mode): the same graph, the Spark steps as ``MspSparkSubmitOperator``."""
+    probe = (
+        "import json\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        "out = {'errors': {str(k): str(v) for k, v in bag.import_errors.items()}, 'tasks': {}}\n"
+        "for dag_id, dag in bag.dags.items():\n"
+        "    for t in dag.tasks:\n"
+        "        out['tasks'][f'{dag_id}.{t.task_id}'] = [type(t).__name__, sorted(t.upstream_task_ids),\n"
+        "            sorted(o.name for o in t.outlets), t.retries, getattr(t, 'step', None)]\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "MSP_SPARK_SUBMIT": "true"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    submitted = {k: v for k, v in result["tasks"].items() if v[0] == "MspSparkSubmitOperator"}
+    tables = ("customers", "products", "events", "orders", "campaign_log")
+    expected = {f"marketing_ingest.{step}_{t}": step for step in ("ingest", "clean") for t in tables}
+    expected |= {"marketing_train.build_features": "features", "marketing_train.build_training_set": "training_set"}
+    expected |= {"marketing_score.build_features": "score_features"}
+    assert {k: v[4] for k, v in submitted.items()} == expected
+    for key, (_, upstream, outlets, retries, _) in result["tasks"].items():  # same graph as embedded mode
+        dag_id, task_id = key.split(".", 1)
+        task = dagbag.dags[dag_id].get_task(task_id)
+        assert upstream == sorted(task.upstream_task_ids), key
+        assert outlets == sorted(o.name for o in task.outlets), key
+        assert retries == task.retries, key

@@ -58,9 +58,7 @@ class AirflowRest:
 
     def trigger(self, dag_id: str, conf: dict[str, Any], logical_date: str | None = None) -> str:
         """Unpause the DAG and create a run; returns its run id."""
-        status, answer = self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        if status != 200:
-            raise RuntimeError(f"unpausing {dag_id}: {status} {answer}")
+        self.unpause(dag_id)
         status, answer = self.request(
             "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date, "conf": conf}
         )
@@ -78,6 +76,23 @@ class AirflowRest:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{dag_id} run {run_id} not finished after {timeout_s:.0f} s: {answer}")
             time.sleep(3)
+
+    def wait_for_triggered_run(self, dag_id: str, run_type: str = "asset_triggered", timeout_s: float = 600.0) -> str:
+        """The id of the DAG's first run of ``run_type`` (created by the scheduler), once it exists."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, answer = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=run_after")
+            runs = [r for r in answer.get("dag_runs", []) if r.get("run_type") == run_type] if status == 200 else []
+            if runs:
+                return runs[0]["dag_run_id"]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {run_type} run of {dag_id} after {timeout_s:.0f} s: {status} {answer}")
+            time.sleep(3)
+
+    def unpause(self, dag_id: str) -> None:
+        status, answer = self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        if status != 200:
+            raise RuntimeError(f"unpausing {dag_id}: {status} {answer}")
 
     def task_logs(self, dag_id: str, run_id: str) -> str:
         """Every task instance's state and last try's log (for failure messages)."""

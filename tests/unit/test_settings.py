@@ -71,3 +71,51 @@ def test_import_has_no_side_effects(tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)},
     )
     assert [p.name for p in tmp_path.iterdir() if p.name not in {".cache", ".config"}] == []
+
+
+def test_xgboost_engine_is_selected_by_environment(msp_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (get_settings().xgboost_engine, get_settings().xgboost_spark_workers) == ("local", 2)
+    monkeypatch.setenv("MSP_XGBOOST_ENGINE", " Spark ")
+    monkeypatch.setenv("MSP_XGBOOST_SPARK_WORKERS", "4")
+    s = Settings()
+    assert (s.xgboost_engine, s.xgboost_spark_workers) == ("spark", 4)
+    assert s.masked()["xgboost_engine"] == "spark"
+    monkeypatch.setenv("MSP_XGBOOST_ENGINE", "dask")
+    with pytest.raises(ValidationError, match="xgboost_engine"):
+        Settings()
+    monkeypatch.setenv("MSP_XGBOOST_ENGINE", "spark")
+    monkeypatch.setenv("MSP_XGBOOST_SPARK_WORKERS", "0")
+    with pytest.raises(ValidationError, match="xgboost_spark_workers"):
+        Settings()
+
+
+@pytest.mark.parametrize("value", ["true", "True", "1", "yes", "on", "false", "0", "no", "off", "", "FALSE"])
+def test_dag_parse_reads_spark_submit_as_the_settings_do(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DAG files read ``MSP_SPARK_SUBMIT`` without the settings module: both must agree."""
+    from jobs.dag_defaults import spark_submit_mode
+
+    monkeypatch.setenv("MSP_SPARK_SUBMIT", value)
+    expected = Settings().spark_submit if value else False
+    assert spark_submit_mode() is expected
+
+
+@pytest.mark.parametrize("value", ["cron", "assets"])
+def test_dag_parse_reads_the_schedule_mode_as_the_settings_do(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import Asset
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    from jobs.dag_defaults import cron_schedules, schedule
+
+    monkeypatch.setenv("MSP_SCHEDULE_MODE", value)
+    assert cron_schedules() is (Settings().schedule_mode == "cron")
+    asset = Asset(name="a", uri="msp://a")
+    if value == "cron":
+        assert isinstance(schedule("0 2 * * *"), CronTriggerTimetable)
+        timed = schedule("0 2 * * *", asset)  # time or asset
+        assert [a.name for _, a in timed.asset_condition.iter_assets()] == ["a"]
+        assert timed.timetable.summary == "0 2 * * *"
+    else:
+        assert schedule("0 2 * * *") is None and schedule("0 2 * * *", asset) is asset
+    monkeypatch.setenv("MSP_SCHEDULE_MODE", "hourly")
+    with pytest.raises(ValidationError, match="schedule_mode"):
+        Settings()
