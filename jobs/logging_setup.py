@@ -29,5 +29,5 @@ def configure_logging(level: str = "INFO") -> None:
         handler._msp = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("py4j", "urllib3", "matplotlib", "numba"):
+    for noisy in ("py4j", "urllib3", "matplotlib", "numba", "great_expectations._docs_decorators"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
