@@ -264,15 +264,17 @@ def browser() -> Iterator[object]:
 
 def _wait_for_text(driver, texts: list[str], timeout_s: float = 60.0) -> str:
     """The page's visible text once it contains every one of ``texts`` (case-insensitive)."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     def seen(d) -> str | bool:
         body = d.find_element("tag name", "body").text
         return body if all(t.lower() in body.lower() for t in texts) else False
 
+    # the UIs re-render while they load: a body read mid-render is stale, and the next poll reads it again
+    wait = WebDriverWait(driver, timeout_s, poll_frequency=1, ignored_exceptions=(StaleElementReferenceException,))
     try:
-        return WebDriverWait(driver, timeout_s, poll_frequency=1).until(seen)
+        return wait.until(seen)
     except TimeoutException:
         shot = ARTIFACTS / f"timeout-{len(list(ARTIFACTS.glob('timeout-*.png')))}.png"
         driver.save_screenshot(str(shot))
