@@ -12,6 +12,7 @@ is on, else the embedded ``@task`` (this module, and the provider, are imported 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -65,7 +66,8 @@ class MspSparkSubmitOperator(SparkSubmitOperator):
         kwargs.setdefault("name", f"msp-{step.replace('_', '-')}" + (f"-{table}" if table else ""))
         kwargs.setdefault("conf", submit_conf(settings))
         kwargs.setdefault("application", APPLICATION)
-        kwargs.setdefault("env_vars", {"PATH": f"{Path(sys.executable).parent}:{_path()}"})
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        kwargs.setdefault("env_vars", {"PATH": path})  # spark-submit from this venv
         super().__init__(**kwargs)
         self.step = step
         self.ds = ds
@@ -125,9 +127,3 @@ def _read(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _path() -> str:
-    import os
-
-    return os.environ.get("PATH", "/usr/bin:/bin")

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("jobs.submit")
-APPLICATION = Path(__file__).resolve()
 
 
 @dataclass(frozen=True)
