@@ -115,10 +115,10 @@ class Settings(BaseSettings):
     scoring_model: str = Field("xgboost", description="Model family whose @champion scores (xgboost or keras).")
     strategy_catalogue: Path | None = Field(None, description="Strategy catalogue YAML (default: the shipped one).")
     scoring_driver_memory: str = Field(
-        "1g",
+        "2g",
         pattern=r"^[0-9]+[kmgt]?$",
-        description="spark.driver.memory of the scoring and publish jobs (their own sessions; the knapsack data is "
-        "compact, and a smaller heap keeps the driver's peak, JVM included, under 3 GB at 1M customers).",
+        description="spark.driver.memory of the scoring and publish jobs (their own sessions). The Arrow collect of "
+        "the predictions needs it: with 1g a 1M-customer score loses its task results or runs out of heap.",
     )
     # Stack mode (issue 7; `make stack-up`): the services on one machine, all bound to stack_host
     stack_dir: Path = Field(Path("var/stack"), description="Stack mode state: logs, pid files, Airflow home, secrets.")
