@@ -613,7 +613,7 @@ def scaling_markdown(sc: dict[str, Any] | None) -> list[str]:
     """The per-stage scaling curve and the simulator's decision-quality figures at each size."""
     if not sc:
         return []
-    from tests.bench.scaling import STAGES
+    from tests.bench.scaling import STAGES, stage_exponent
 
     sizes = [r["customers"] for r in sc["runs"]]
     head = " | ".join(f"{n:,} s" for n in sizes)
@@ -660,7 +660,21 @@ def scaling_markdown(sc: dict[str, Any] | None) -> list[str]:
             "```",
             "",
         ]
-    if sc["exponents"]:
+        if (done := failed.get("stages")) and sc["runs"]:
+            prev, part = sc["runs"][-1], {"customers": failed["customers"], "stages": done}
+            measured = "; ".join(
+                f"`{stage}` {v['seconds']:,} s, peak {v['peak_mb']:,} MB "
+                f"(exponent from {prev['customers']:,}: {stage_exponent(prev, part, stage)})"
+                for stage, v in done.items()
+            )
+            lines += [f"Measured at {failed['customers']:,} customers before the failure: {measured}.", ""]
+    if sc["exponents"] and failed:
+        lines.append(
+            f"Goal (issue 8): every stage's exponent at most {goal['exponent_max']} up to the largest size: "
+            f"**NOT met** (the run at {failed['customers']:,} customers failed; the exponents above stop at "
+            f"{goal['to']:,})."
+        )
+    elif sc["exponents"]:
         lines.append(
             f"Goal (issue 8): every stage's exponent at most {goal['exponent_max']} from {goal['from']:,} to "
             f"{goal['to']:,} customers: **{'met' if sc['goal_met'] else 'NOT met'}**."

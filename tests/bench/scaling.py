@@ -164,7 +164,7 @@ def bench_scaling(work: Path, quick: bool = False, partial: Path | None = None) 
                     seconds, peak = seconds + r.seconds, max(peak, r.peak_mb)
             except RuntimeError as exc:  # a stage that fails at a size is a finding: recorded, larger sizes skipped
                 log.error("scaling: %s failed at %d customers: %s", stage, n, str(exc)[-2000:])
-                results["failed"] = {"customers": n, "stage": stage, "error": str(exc)[-1500:]}
+                results["failed"] = {"customers": n, "stage": stage, "error": str(exc)[-1500:], "stages": run["stages"]}
                 break
             run["stages"][stage] = {
                 "seconds": round(seconds, 2),
@@ -207,7 +207,8 @@ def bench_scaling(work: Path, quick: bool = False, partial: Path | None = None) 
     ]
     last = results["exponents"][-1]
     results["goal"] = {"exponent_max": EXPONENT_GOAL, "from": last["from"], "to": last["to"]}
-    results["goal_met"] = all(last[s] <= EXPONENT_GOAL for s in ("total", *STAGES))
+    # a size that failed leaves the goal's pair (the two largest sizes) unmeasured: not met
+    results["goal_met"] = "failed" not in results and all(last[s] <= EXPONENT_GOAL for s in ("total", *STAGES))
     return results
 
 

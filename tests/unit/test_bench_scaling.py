@@ -73,3 +73,22 @@ def test_markdown_reports_a_failed_stage_and_an_unmeasured_goal() -> None:
     assert "**Failed**: stage `score` at 100 customers" in text
     assert "OutOfMemoryError" in text
     assert "**not measured**" in text
+
+
+def test_a_failure_at_the_largest_size_keeps_its_measured_stages_and_fails_the_goal() -> None:
+    """Two sizes passed (10 -> 100 scales fine), 1,000 failed in score: the goal's pair is not measured."""
+    done = {"simulate": {"seconds": 40.0, "peak_mb": 300, "customers_per_s": 25}}
+    results = {
+        "days": 60,
+        "products": 1000,
+        "runs": [_run(10, 1.0), _run(100, 4.0)],
+        "failed": {"customers": 1000, "stage": "score", "error": "TaskResultLost", "stages": done},
+        "exponents": [{"from": 10, "to": 100, "total": 0.6, **dict.fromkeys(STAGES, 0.6)}],
+        "goal": {"exponent_max": 1.1, "from": 10, "to": 100},
+        "goal_met": False,
+    }
+    text = "\n".join(scaling_markdown(results))
+    assert "Measured at 1,000 customers before the failure: `simulate` 40.0 s, peak 300 MB" in text
+    assert "(exponent from 100: 1.0)" in text  # 4 s -> 40 s over 10x the customers
+    assert "**NOT met** (the run at 1,000 customers failed" in text
+    assert "**met**" not in text
