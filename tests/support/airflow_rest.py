@@ -6,6 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from typing import Any
 
 TERMINAL = {"success", "failed"}
@@ -105,3 +106,20 @@ class AirflowRest:
             )
             out.append(f"--- {ti['task_id']}: {ti['state']}\n{str(text)[-3000:]}")
         return "\n".join(out)
+
+    def task_timings(self, dag_id: str, run_id: str) -> str:
+        """Each task's wait in the queue and run time (seconds), in start order: where a run's time went."""
+        _, answer = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        rows = []
+        for ti in answer.get("task_instances", []) if isinstance(answer, dict) else []:
+            queued, start, end = (_when(ti.get(k)) for k in ("queued_when", "start_date", "end_date"))
+            waited = (start - queued).total_seconds() if queued and start else float("nan")
+            ran = (end - start).total_seconds() if start and end else float("nan")
+            line = f"  {ti['task_id']:<28} {ti['state']!s:<8} queued {waited:6.1f} ran {ran:6.1f}"
+            rows.append((start.timestamp() if start else float("inf"), line))
+        rows.sort(key=lambda r: r[0])
+        return "\n".join([f"{dag_id} {run_id}:", *(line for _, line in rows)])
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
