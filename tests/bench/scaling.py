@@ -191,8 +191,12 @@ def bench_scaling(work: Path, quick: bool = False, partial: Path | None = None) 
         if partial is not None:
             partial.parent.mkdir(parents=True, exist_ok=True)
             partial.write_text(json.dumps(results, indent=2) + "\n")
-    runs = results["runs"]
-    pairs = list(itertools.pairwise(runs))
+    return summarise(results)
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    """Add the exponents between consecutive sizes and the goal's verdict (on the two largest sizes) to ``results``."""
+    pairs = list(itertools.pairwise(results["runs"]))
     if not pairs:
         results.update(exponents=[], goal={"exponent_max": EXPONENT_GOAL}, goal_met=False)
         return results

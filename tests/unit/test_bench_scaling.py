@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tests.bench.run import scaling_markdown
-from tests.bench.scaling import STAGES, exponent, run_tree, stage_exponent
+from tests.bench.scaling import STAGES, exponent, run_tree, stage_exponent, summarise
 
 
 def test_run_tree_counts_the_memory_of_grandchildren() -> None:
@@ -78,15 +78,11 @@ def test_markdown_reports_a_failed_stage_and_an_unmeasured_goal() -> None:
 def test_a_failure_at_the_largest_size_keeps_its_measured_stages_and_fails_the_goal() -> None:
     """Two sizes passed (10 -> 100 scales fine), 1,000 failed in score: the goal's pair is not measured."""
     done = {"simulate": {"seconds": 40.0, "peak_mb": 300, "customers_per_s": 25}}
-    results = {
-        "days": 60,
-        "products": 1000,
-        "runs": [_run(10, 1.0), _run(100, 4.0)],
-        "failed": {"customers": 1000, "stage": "score", "error": "TaskResultLost", "stages": done},
-        "exponents": [{"from": 10, "to": 100, "total": 0.6, **dict.fromkeys(STAGES, 0.6)}],
-        "goal": {"exponent_max": 1.1, "from": 10, "to": 100},
-        "goal_met": False,
-    }
+    passed = {"days": 60, "products": 1000, "runs": [_run(10, 1.0), _run(100, 4.0)]}
+    assert summarise(dict(passed))["goal_met"] is True  # exponent 0.6 everywhere
+    failed = {"customers": 1000, "stage": "score", "error": "TaskResultLost", "stages": done}
+    results = summarise({**passed, "failed": failed})
+    assert results["goal_met"] is False and results["goal"]["to"] == 100
     text = "\n".join(scaling_markdown(results))
     assert "Measured at 1,000 customers before the failure: `simulate` 40.0 s, peak 300 MB" in text
     assert "(exponent from 100: 1.0)" in text  # 4 s -> 40 s over 10x the customers
