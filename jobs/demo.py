@@ -224,29 +224,36 @@ def _loop(settings: Settings, report: DemoReport) -> None:
     nights = ", ".join(f"DATE '{d}'" for d in result.nights)
     effects = wh.query(
         f"SELECT run_date, strategy, segment, customers, holdout_customers, predicted_incremental_conversions, "
+        f"predicted_incremental_conversions_lo, predicted_incremental_conversions_hi, "
         f"incremental_conversions, incremental_conversions_lo, incremental_conversions_hi, "
-        f"prediction_inside_interval FROM {schema}.strategy_effects WHERE run_date IN ({nights})"
+        f"realised_inside_predicted_interval FROM {schema}.strategy_effects WHERE run_date IN ({nights})"
     )
     pooled = effects[effects["segment"] == "all"]
-    cells = effects[effects["segment"] != "all"]["prediction_inside_interval"].dropna()
+    cells = effects[effects["segment"] != "all"]["realised_inside_predicted_interval"].dropna()
     report.add(
         f"closed loop: {len(result.nights)} night(s) ({', '.join(result.nights)}) answered by the "
         f"simulator, ingested, scored; marketing_evaluate on {result.evaluated_on}"
     )
     report.add("  per strategy, summed over the nights (realised: against the holdout the model would have given it):")
-    report.add(f"  {'strategy':<22} {'customers':>9} {'holdout':>7} {'predicted':>10} {'realised [95% interval]':>30}")
+    report.add(
+        f"  {'strategy':<22} {'customers':>9} {'holdout':>7} {'predicted [95% interval]':>30} "
+        f"{'realised [95% interval]':>30}"
+    )
+
+    def summed(g: pd.DataFrame, column: str) -> str:
+        """The nights' sum with a 95% interval, their standard errors combined as independent."""
+        total = float(g[column].sum())
+        se = math.sqrt(float((((g[f"{column}_hi"] - g[f"{column}_lo"]) / (2 * 1.959964)) ** 2).sum()))
+        return f"{total:>10.1f} [{total - 1.96 * se:>7.1f}, {total + 1.96 * se:>7.1f}]"
+
     for strategy, g in pooled.groupby("strategy"):
-        width = g["incremental_conversions_hi"] - g["incremental_conversions_lo"]
-        se = math.sqrt(float(((width / (2 * 1.959964)) ** 2).sum()))  # nights are independent samples
-        realised = g["incremental_conversions"].sum()
         report.add(
             f"  {strategy:<22} {g['customers'].sum():>9,} {g['holdout_customers'].sum():>7,} "
-            f"{g['predicted_incremental_conversions'].sum():>10.1f} "
-            f"{realised:>10.1f} [{realised - 1.96 * se:>7.1f}, {realised + 1.96 * se:>7.1f}]"
+            f"{summed(g, 'predicted_incremental_conversions')} {summed(g, 'incremental_conversions')}"
         )
     if len(cells):
         report.add(
-            f"  (strategy, segment, night) cells whose prediction lies inside the realised 95% interval: "
+            f"  (strategy, segment, night) cells whose realised effect lies inside the predicted 95% interval: "
             f"{int(cells.sum())} of {len(cells)} ({cells.mean():.0%})"
         )
     metrics = wh.query(

@@ -146,6 +146,8 @@ def _rows(rows: pd.DataFrame, strategy_column: str, by: tuple[str, ...]) -> pd.D
         "cost": _floats(rows["cost"]),
         "margin_rate": _floats(rows["margin_rate"]) if "margin_rate" in rows else 1.0,
         "predicted_conversions": _floats(rows["p_convert_chosen"]) - _floats(rows["p_convert_control"]),
+        "p_chosen": _floats(rows["p_convert_chosen"]),
+        "p_control": _floats(rows["p_convert_control"]),
         "predicted_revenue": _floats(rows["expected_incremental_revenue"]),
         "predicted_profit": _floats(rows["expected_incremental_profit"]),
     }
@@ -185,10 +187,13 @@ OUTPUT_DTYPES: dict[str, str] = {
             "predicted_incremental_conversions",
             "predicted_incremental_revenue",
             "predicted_incremental_profit",
+            "predicted_incremental_conversions_lo",
+            "predicted_incremental_conversions_hi",
         ],
         "float64",
     ),
     "prediction_inside_interval": "boolean",
+    "realised_inside_predicted_interval": "boolean",
 }
 
 
@@ -197,17 +202,27 @@ def strategy_effects(
     control: str = "no_action",
     level: float = 0.95,
     by: tuple[str, ...] = DEFAULT_BY,
+    model_error_var: float = 0.0,
 ) -> pd.DataFrame:
     """Realised against predicted incremental effect per ``by`` group of model-assigned, non-control strategies.
 
     With ``segment`` in ``by`` each group is also reported pooled over segments as segment ``'all'``.
     Explore rows are excluded (random assignment, not the policy's); missing outcomes are skipped.
+
+    Two checks compare them. ``realised_inside_predicted_interval``: the realised incremental
+    conversions lie inside the *predicted* interval, the predicted sum ± z · n · sqrt(v), where v is the
+    variance the realised rate difference would have if the model were right (Bernoulli variance of the
+    predicted treated and holdout rates over their counts) plus ``model_error_var``, the model's
+    out-of-sample error variance of a group-average uplift (``uplift_error_var`` of its training run).
+    ``prediction_inside_interval``: the prediction lies inside the realised confidence interval.
     """
     by = tuple(by)
     if "strategy" not in by:
         raise ValueError(f"by must contain 'strategy', got {by}")
     _validate(frame, (*REQUIRED_COLUMNS, *by))
     _check_level(level)
+    if not model_error_var >= 0:  # also rejects NaN
+        raise ValueError(f"model_error_var must be a variance (>= 0), got {model_error_var}")
     if "segment" in by and (frame["segment"] == ALL_SEGMENTS).any():
         raise ValueError(f"segment value {ALL_SEGMENTS!r} is reserved for the pooled rows")
     keys = list(by)
@@ -233,6 +248,7 @@ def strategy_effects(
         revenue_n=("revenue", "count"),
         cost=("cost", "sum"),
         margin_rate=("margin_rate", "mean"),
+        predicted_rate=("p_chosen", "mean"),
     )
     predicted = t_groups[["predicted_conversions", "predicted_revenue", "predicted_profit"]].sum(min_count=1)
     h = holdout.groupby(keys, dropna=False, sort=True).agg(
@@ -243,6 +259,7 @@ def strategy_effects(
         holdout_revenue_per_customer=("revenue", "mean"),
         holdout_revenue_var=("revenue", "var"),
         holdout_revenue_n=("revenue", "count"),
+        holdout_predicted_rate=("p_control", "mean"),
     )
     g = t.join(predicted).reset_index().merge(h.reset_index(), on=keys, how="left")
     for count in ("holdout_customers", "holdout_conversions", "holdout_converted_n", "holdout_revenue_n"):
@@ -293,6 +310,17 @@ def strategy_effects(
     inside = pd.array((pred >= lo) & (pred <= hi), dtype="boolean")
     inside[(pred.isna() | lo.isna() | hi.isna()).to_numpy()] = pd.NA
     g["prediction_inside_interval"] = inside
+
+    m1, m0 = g["predicted_rate"], g["holdout_predicted_rate"]
+    n1, n0 = g["converted_n"].astype("float64"), g["holdout_converted_n"].astype("float64")
+    var = m1 * (1 - m1) / n1.where(n1 > 0) + m0 * (1 - m0) / n0.where(n0 > 0) + model_error_var
+    half = stats.norm.ppf(0.5 + level / 2) * customers * np.sqrt(var)
+    g["predicted_incremental_conversions_lo"] = pred - half
+    g["predicted_incremental_conversions_hi"] = pred + half
+    realised = g["incremental_conversions"]
+    covered = pd.array((realised >= pred - half) & (realised <= pred + half), dtype="boolean")
+    covered[(realised.isna() | half.isna() | pred.isna()).to_numpy()] = pd.NA
+    g["realised_inside_predicted_interval"] = covered
 
     out = g[[*keys, *OUTPUT_DTYPES]].astype(OUTPUT_DTYPES)
     return out.sort_values(keys, kind="mergesort", na_position="last").reset_index(drop=True)

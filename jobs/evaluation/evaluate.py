@@ -37,6 +37,8 @@ SOURCE = "evaluate"
 CLICK_EVENT = "email_click"
 #: outcomes must be known for at least this share of a run's assignments, else the run is not evaluated yet
 MIN_OUTCOME_COVERAGE = 0.5
+#: the coverage check: the realised effect of a (strategy, segment) cell inside its predicted interval
+INSIDE = "realised_inside_predicted_interval"
 
 
 @dataclass
@@ -161,7 +163,7 @@ def run_metrics(frame: pd.DataFrame, effects: pd.DataFrame, policy: dict[str, fl
     p = known["p_convert_chosen"].to_numpy(dtype=float)
     realised_rate = float(y.mean()) if len(y) else float("nan")
     predicted_rate = float(np.nanmean(p)) if len(p) else float("nan")
-    inside = effects.loc[effects["segment"] != "all", "prediction_inside_interval"].dropna()
+    inside = effects.loc[effects["segment"] != "all", INSIDE].dropna()
     return {
         "assignments": float(len(frame)),
         "outcome_coverage": float(len(known) / len(frame)) if len(frame) else 0.0,
@@ -169,7 +171,7 @@ def run_metrics(frame: pd.DataFrame, effects: pd.DataFrame, policy: dict[str, fl
         "predicted_conversion_rate": predicted_rate,
         "calibration_ratio": predicted_rate / realised_rate if realised_rate > 0 else float("nan"),
         "realised_auc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) and not np.isnan(p).any() else float("nan"),
-        "cells_inside_interval_share": float(inside.mean()) if len(inside) else float("nan"),
+        "cells_inside_predicted_interval_share": float(inside.mean()) if len(inside) else float("nan"),
         "policy_incremental_profit": float(policy["value"]),
         "policy_incremental_profit_lo": float(policy["lo"]),
         "policy_incremental_profit_hi": float(policy["hi"]),
@@ -197,7 +199,8 @@ def evaluate_run(
         )
     model_name, model_version = str(frame["model_name"].iloc[0]), str(frame["model_version"].iloc[0])
     scored = frame[frame["converted"].notna()]
-    effects = strategy_effects(scored, control=catalogue.control)
+    error_var = model_error_var(settings, model_name, model_version)
+    effects = strategy_effects(scored, control=catalogue.control, model_error_var=error_var)
     policy = policy_value(scored, control=catalogue.control)
     metrics = run_metrics(frame, effects, policy)
     now = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("us")
@@ -226,7 +229,7 @@ def evaluate_run(
     result.mlflow_run_id = log_evaluation(settings, result, effects)
     log.info(
         "evaluated %s (%s v%s): %d of %d with outcome, policy incremental profit %.2f [%.2f, %.2f], "
-        "%.0f%% of cells with the prediction inside the interval",
+        "%.0f%% of cells with the realised effect inside the predicted interval",
         run_date,
         model_name,
         model_version,
@@ -235,9 +238,38 @@ def evaluate_run(
         policy["value"],
         policy["lo"],
         policy["hi"],
-        100 * metrics["cells_inside_interval_share"],
+        100 * metrics["cells_inside_predicted_interval_share"],
     )
     return result
+
+
+def model_error_var(settings: Settings, name: str, version: str) -> float:
+    """The ``uplift_error_var`` the model version's training run measured on held-out rows; 0 if unknown."""
+    import math
+
+    import mlflow
+
+    from jobs.training.evaluate import UPLIFT_ERROR_METRIC
+    from jobs.training.train import configure_mlflow
+
+    configure_mlflow(settings)
+    client = mlflow.MlflowClient()
+    try:
+        run_id = client.get_model_version(name, version).run_id
+        value = client.get_run(run_id).data.metrics.get(UPLIFT_ERROR_METRIC) if run_id else None
+    except mlflow.exceptions.MlflowException as exc:
+        log.warning("%s v%s: no training run to read %s from (%s)", name, version, UPLIFT_ERROR_METRIC, exc)
+        value = None
+    if value is None or math.isnan(value):
+        log.warning(
+            "%s v%s has no %s: the predicted intervals hold sampling noise only (too narrow)",
+            name,
+            version,
+            UPLIFT_ERROR_METRIC,
+        )
+        return 0.0
+    log.info("%s v%s: held-out uplift error variance %.3g", name, version, value)
+    return float(value)
 
 
 def log_evaluation(settings: Settings, result: RunEvaluation, effects: pd.DataFrame) -> str:
@@ -311,7 +343,7 @@ def summary(evaluations: list[RunEvaluation]) -> dict[str, Any]:
             "with_outcome": e.with_outcome,
             "policy_incremental_profit": round(e.policy["value"], 2),
             "policy_incremental_profit_95": [round(e.policy["lo"], 2), round(e.policy["hi"], 2)],
-            "cells_inside_interval_share": e.metrics["cells_inside_interval_share"],
+            "cells_inside_predicted_interval_share": e.metrics["cells_inside_predicted_interval_share"],
             "mlflow_run_id": e.mlflow_run_id,
         }
         for e in evaluations

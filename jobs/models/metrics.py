@@ -504,3 +504,60 @@ def spearman(a: ArrayLike, b: ArrayLike) -> float:
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return math.nan
     return float(spearmanr(x, y).statistic)
+
+
+def uplift_error_variance(
+    y_true: ArrayLike,
+    uplift: ArrayLike,
+    treatment: ArrayLike,
+    propensity: ArrayLike | None = None,
+    bins: int = 5,
+) -> dict[str, float]:
+    """Out-of-sample error of the model's *group-average* uplift, beyond sampling noise.
+
+    The rows (one strategy against the control, held out) are cut into ``bins`` equal-count groups by
+    predicted uplift. In each group the observed uplift (inverse-propensity weighted means of treated
+    and control, Hajek) is compared with the mean predicted uplift; the squared residual minus the
+    observed uplift's sampling variance (Wald, with Kish effective counts) estimates the model's error
+    variance for a group of customers, method-of-moments style, floored at 0:
+
+    ``error_var = max(0, mean_b[(obs_b - pred_b)^2 - v_b])``.
+
+    It is what a predicted interval of a group's realised uplift must add to the sampling variance so
+    it also covers the model's own error (jobs.evaluation.effects). Returns ``error_var``, ``bias``
+    (mean of obs - pred), ``sampling_var`` (mean of v_b) and ``bins`` (groups with both arms).
+    """
+    y, score, treat = _uplift_inputs(y_true, uplift, treatment)
+    p = np.ones(len(y)) if propensity is None else _vector(propensity, "propensity")
+    _same_length(y_true=y, propensity=p)
+    if not np.all((p > 0) & (p <= 1)):
+        raise ValueError("propensity must lie in (0, 1]")
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    w = 1.0 / p
+    order = np.argsort(score, kind="mergesort")
+    residuals, variances = [], []
+    for part in np.array_split(order, bins):
+        arms = []
+        for arm in (1.0, 0.0):
+            rows = part[treat[part] == arm]
+            if rows.size < 2:
+                break
+            wr = w[rows]
+            mean = float(np.sum(wr * y[rows]) / np.sum(wr))
+            n_eff = float(np.sum(wr) ** 2 / np.sum(wr**2))
+            arms.append((mean, mean * (1 - mean) / n_eff))
+        if len(arms) < 2:
+            continue
+        (m1, v1), (m0, v0) = arms
+        residuals.append(m1 - m0 - float(score[part].mean()))
+        variances.append(v1 + v0)
+    if not residuals:
+        return {"error_var": math.nan, "bias": math.nan, "sampling_var": math.nan, "bins": 0.0}
+    r, v = np.asarray(residuals), np.asarray(variances)
+    return {
+        "error_var": float(max(0.0, np.mean(r**2 - v))),
+        "bias": float(r.mean()),
+        "sampling_var": float(v.mean()),
+        "bins": float(len(r)),
+    }

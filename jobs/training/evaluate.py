@@ -5,7 +5,9 @@ Everything here is computed from the held-out rows and the model's two (n, K) pr
 
 - response quality on the logged arm: AUC, log loss, accuracy, precision, recall, F1, NPV, LR+,
   LR-, expected calibration error (``conv_*``), revenue RMSE;
-- uplift per strategy against ``no_action``: Qini coefficient, AUUC, uplift@10% and @30%;
+- uplift per strategy against ``no_action``: Qini coefficient, AUUC, uplift@10% and @30%, and the
+  error variance of the predicted group-average uplift beyond sampling noise (``uplift_error_var``,
+  pooled over strategies: the model-error term of marketing_evaluate's predicted intervals);
 - the induced policy (the strategy with the highest expected net revenue) valued off-policy with
   IPS, SNIPS and doubly robust estimators, with bootstrap intervals, next to each single strategy
   given to everyone (DR) and the logging policy itself.
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+#: held-out variance of the model's group-average uplift error (see jobs.models.metrics.uplift_error_variance)
+UPLIFT_ERROR_METRIC = "uplift_error_var"
 
 
 @dataclass
@@ -99,7 +103,8 @@ def evaluate(
     out["revenue_bias"] = float(np.mean(rev_logged - test["revenue"].to_numpy()))
 
     control = strategies.index(CONTROL)
-    qinis = []
+    qinis: list[float] = []
+    errors: list[float] = []
     for j, s in enumerate(strategies):
         if j == control:
             continue
@@ -110,6 +115,10 @@ def evaluate(
             log.warning("held-out rows lack %s or %s: no uplift metrics for %s", s, CONTROL, s)
             continue
         qini = M.qini_auc_score(y[pair], uplift, treat)
+        error = M.uplift_error_variance(y[pair], uplift, treat, test["propensity"].to_numpy(dtype="float64")[pair])
+        errors.append(error["error_var"])
+        out[f"uplift_error_var__{s}"] = error["error_var"]
+        out[f"uplift_bias__{s}"] = error["bias"]
         qinis.append(qini)
         out[f"qini__{s}"] = qini
         out[f"auuc__{s}"] = M.uplift_auc_score(y[pair], uplift, treat)
@@ -119,6 +128,9 @@ def evaluate(
             except ValueError as exc:
                 log.warning("uplift@%d%% for %s undefined: %s", int(k * 100), s, exc)
     out["qini_mean"] = float(np.mean(qinis)) if qinis else math.nan
+    # pooled over strategies: the model-error term of the predicted intervals of marketing_evaluate
+    known = [e for e in errors if not math.isnan(e)]
+    out[UPLIFT_ERROR_METRIC] = float(np.mean(known)) if known else math.nan
 
     out.update(policy_values(test, revenue, strategies, "revenue", n_boot, seed))
     conv_policy = policy_values(test, conversion, strategies, "converted", n_boot, seed)

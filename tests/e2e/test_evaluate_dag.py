@@ -84,7 +84,14 @@ def test_effects_per_night_strategy_and_segment_are_written_with_the_model_versi
         (run,) = client.search_runs([experiment.experiment_id], f"tags.`msp.run_date` = '{ds}'")
         assert run.data.tags["msp.model_version"] == "1" and run.data.tags["msp.training_run_id"]
         assert run.data.metrics["outcome_coverage"] == 1.0
+        assert 0 <= run.data.metrics["cells_inside_predicted_interval_share"] <= 1
         assert "strategy_effects.csv" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    # the predicted intervals carry the model's held-out error (its training run measured it)
+    training = client.get_run(run.data.tags["msp.training_run_id"]).data.metrics
+    assert training["uplift_error_var"] >= 0
+    pooled = eff[eff["segment"] == "all"]
+    assert (pooled["predicted_incremental_conversions_lo"] < pooled["predicted_incremental_conversions"]).all()
+    assert (pooled["predicted_incremental_conversions"] < pooled["predicted_incremental_conversions_hi"]).all()
 
 
 def test_realised_uplift_of_each_strategy_against_the_truth(evaluated: dict) -> None:
@@ -109,10 +116,10 @@ def test_realised_uplift_of_each_strategy_against_the_truth(evaluated: dict) -> 
 
 def inside_share(evaluated: dict) -> tuple[float, int]:
     eff = evaluated["effects"]
-    cells = eff.loc[eff["segment"] != "all", "prediction_inside_interval"].dropna()
+    cells = eff.loc[eff["segment"] != "all", "realised_inside_predicted_interval"].dropna()
     print(f"{int(cells.sum())} of {len(cells)} (night, strategy, segment) cells inside ({cells.mean():.0%})")
     for ds in evaluated["loop"].nights:
-        night = eff[(eff["segment"] != "all") & (eff["run_date"] == ds)]["prediction_inside_interval"].dropna()
+        night = eff[(eff["segment"] != "all") & (eff["run_date"] == ds)]["realised_inside_predicted_interval"].dropna()
         print(f"  {ds}: {int(night.sum())} of {len(night)}")
     return float(cells.mean()), len(cells)
 

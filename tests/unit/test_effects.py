@@ -217,6 +217,78 @@ def test_strategy_effects_other_rows_and_pooled_segments() -> None:
     assert math.isnan(free["predicted_incremental_profit"])  # its only prediction is missing
 
 
+def test_predicted_interval_by_hand() -> None:
+    out = strategy_effects(frame()).set_index(["strategy", "segment"])
+    # coupon A: treated c1..c3 predicted 0.5, 0.4, 0.6 (mean 0.5); holdout h1, h2 predicted control 0.3
+    row = out.loc[("coupon_20", "A")]
+    half = Z * 3 * math.sqrt(0.5 * 0.5 / 3 + 0.3 * 0.7 / 2)
+    assert (row["predicted_incremental_conversions_lo"], row["predicted_incremental_conversions_hi"]) == pytest.approx(
+        (0.7 - half, 0.7 + half)
+    )
+    assert row["realised_inside_predicted_interval"]  # realised 0.5
+    # coupon B: predicted -1.0, realised +1.0 (1 of 2 treated converted, the one holdout did not)
+    var_b = 0.1 * 0.9 / 2 + 0.6 * 0.4 / 1
+    narrow = strategy_effects(frame(), level=0.5).set_index(["strategy", "segment"]).loc[("coupon_20", "B")]
+    z50 = stats.norm.ppf(0.75)
+    assert narrow["predicted_incremental_conversions_hi"] == pytest.approx(-1.0 + z50 * 2 * math.sqrt(var_b))
+    assert not narrow["realised_inside_predicted_interval"]
+    # the model's own error variance widens the predicted interval, never the realised one
+    wide = strategy_effects(frame(), level=0.5, model_error_var=2.0).set_index(["strategy", "segment"])
+    b = wide.loc[("coupon_20", "B")]
+    assert b["predicted_incremental_conversions_hi"] == pytest.approx(-1.0 + z50 * 2 * math.sqrt(var_b + 2.0))
+    assert b["realised_inside_predicted_interval"]
+    assert b["incremental_conversions_hi"] == narrow["incremental_conversions_hi"]
+    # free shipping has no holdout customer: no predicted interval, no verdict
+    free = out.loc[("free_shipping", "B")]
+    assert math.isnan(free["predicted_incremental_conversions_lo"])
+    assert out["realised_inside_predicted_interval"].tolist() == [True, True, True, True, True, pd.NA, pd.NA]
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="model_error_var"):
+            strategy_effects(frame(), model_error_var=bad)
+
+
+def calibrated_cells(segments: int, per_segment: int, uplift: float, predicted_uplift: float) -> pd.DataFrame:
+    """Many (strategy, segment) cells of a model that predicts ``predicted_uplift`` where the truth is ``uplift``."""
+    rng = np.random.default_rng(7)
+    n = segments * per_segment
+    base = rng.uniform(0.05, 0.3, size=n)
+    reason = rng.choice(["model", "holdout"], size=n, p=[0.7, 0.3])
+    treated = reason == "model"
+    converted = rng.random(n) < base + np.where(treated, uplift, 0.0)
+    return pd.DataFrame(
+        {
+            "run_date": "2024-05-06",
+            "customer_id": np.arange(n),
+            "strategy": np.where(treated, "coupon_20", "no_action"),
+            "model_strategy": "coupon_20",
+            "reason": reason,
+            "segment": np.repeat([f"s{i:03d}" for i in range(segments)], per_segment),
+            "converted": converted.astype(int),
+            "revenue": np.where(converted, 40.0, 0.0),
+            "clicked": np.nan,
+            "cost": np.where(treated, 1.0, 0.0),
+            "p_convert_chosen": np.where(treated, base + predicted_uplift, base),
+            "p_convert_control": base,
+            "expected_incremental_revenue": 40.0 * predicted_uplift,
+            "expected_incremental_profit": 40.0 * predicted_uplift - 1.0,
+        }
+    )
+
+
+def test_predicted_intervals_cover_95_percent_of_a_calibrated_models_cells() -> None:
+    out = strategy_effects(calibrated_cells(400, 300, 0.05, 0.05))
+    cells = out.loc[out["segment"] != "all", "realised_inside_predicted_interval"].astype(bool)
+    assert len(cells) == 400
+    assert 0.92 <= cells.mean() <= 0.98  # 95% ± 2 binomial standard errors of 400 cells
+    # a model that halves the uplift misses most cells, unless its known error is in the interval
+    biased = calibrated_cells(400, 300, 0.08, 0.0)
+    missed = strategy_effects(biased).query("segment != 'all'")["realised_inside_predicted_interval"].astype(bool)
+    assert missed.mean() < 0.6
+    honest = strategy_effects(biased, model_error_var=0.08**2)
+    covered = honest.query("segment != 'all'")["realised_inside_predicted_interval"].astype(bool)
+    assert covered.mean() > 0.9
+
+
 def test_explore_rows_and_the_control_are_excluded() -> None:
     data = frame()
     out = strategy_effects(data)

@@ -27,6 +27,7 @@ from jobs.models.metrics import (
     uplift_at_k,
     uplift_auc_score,
     uplift_curve,
+    uplift_error_variance,
 )
 
 approx = pytest.approx
@@ -493,3 +494,39 @@ def test_importance_and_learning_curves() -> None:
     assert len(figure.axes) == 2
     _check(plots.learning_curves_figure({}, "Training"))
     _check(plots.learning_curves_figure({"loss": []}, "Training"))
+
+
+# ---------------------------------------------------------------------------------------------
+# held-out error of the group-average uplift
+# ---------------------------------------------------------------------------------------------
+
+
+def test_uplift_error_variance_by_hand() -> None:
+    # two bins by predicted uplift. bin 1 (rows 0-3): treated 1,1, control 0,0 -> observed 1.0, predicted
+    # 0.1, residual 0.9, sampling variance 0. bin 2 (rows 4-7): treated 1,0, control 0,0 -> observed 0.5,
+    # predicted 0.3, residual 0.2, sampling variance 0.25/2 + 0/2.
+    y = [1, 1, 0, 0, 1, 0, 0, 0]
+    treat = [1, 1, 0, 0, 1, 1, 0, 0]
+    uplift = [0.1, 0.1, 0.1, 0.1, 0.3, 0.3, 0.3, 0.3]
+    out = uplift_error_variance(y, uplift, treat, bins=2)
+    assert out == approx({"bins": 2, "bias": 0.55, "sampling_var": 0.0625, "error_var": (0.81 + 0.04 - 0.125) / 2})
+    # floored at 0 when the residuals are within sampling noise
+    assert uplift_error_variance([1, 0, 1, 0], [0.0] * 4, [1, 1, 0, 0], bins=1)["error_var"] == 0.0
+    # inverse-propensity weights: a treated row drawn with propensity 1/3 counts three times
+    weighted = uplift_error_variance([1, 0, 0, 0], [0.0] * 4, [1, 1, 0, 0], [1 / 3, 1.0, 0.5, 0.5], bins=1)
+    assert weighted["bias"] == approx(0.75)  # treated mean (3*1 + 1*0) / 4; control 0
+    with pytest.raises(ValueError, match="propensity"):
+        uplift_error_variance(y, uplift, treat, [0.0] * 8)
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.05])
+def test_uplift_error_variance_finds_a_models_offset(offset: float) -> None:
+    rng = np.random.default_rng(11)
+    n = 200_000
+    base = rng.uniform(0.05, 0.3, n)
+    true_uplift = rng.uniform(0.0, 0.1, n)
+    treat = rng.random(n) < 0.5
+    y = (rng.random(n) < base + treat * true_uplift).astype(int)
+    out = uplift_error_variance(y, true_uplift - offset, treat.astype(int), np.full(n, 0.5), bins=10)
+    assert out["bias"] == approx(offset, abs=0.006)
+    assert out["error_var"] == approx(offset**2, abs=0.0006)  # an exact model: no error beyond sampling
