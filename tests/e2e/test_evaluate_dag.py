@@ -124,16 +124,15 @@ def inside_share(evaluated: dict) -> tuple[float, int]:
     return float(cells.mean()), len(cells)
 
 
-def test_over_the_nights_most_predictions_lie_inside_the_realised_intervals(evaluated: dict) -> None:
-    """A floor under issue 6's figure, which asks for 90% and is not met over consecutive nights.
+def test_over_the_nights_the_realised_effects_lie_inside_the_predicted_intervals(evaluated: dict) -> None:
+    """Issue 6's figure: the realised effect of (night, strategy, segment) cells inside the predicted 95% interval.
 
-    Measured 82% over two nights: 93% on the night of the training date, 71% the night after a campaign. The
-    model under-predicts the uplift of just-contacted, dormant customers: their contact-history features leave
-    the training distribution, which feature_drift flags (docs/EVALUATION.md). The models' tuning is time-boxed,
-    so the figure moves a little between runs: a strict expected failure at 90% would be flaky.
+    Measured 26 of 27 cells (96%): 14 of 14 on the night of the training date, 12 of 13 the night after a
+    campaign. The floor is 85%, not the issue's 90%: with about 27 cells, intervals that cover exactly 95%
+    miss 3 or more cells (below 90%) in 15% of runs, and 5 or more (below 85%) in about 1%.
     """
     share, cells = inside_share(evaluated)
-    assert cells >= 10 * NIGHTS and share >= 0.7  # two nights of 14 cells: at most 8 outside
+    assert cells >= 12 * NIGHTS and share >= 0.85
 
 
 def test_a_rerun_replaces_the_run_dates_with_identical_rows(evaluated: dict) -> None:
