@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from datetime import date
 from pathlib import Path
@@ -277,8 +278,10 @@ def ui_command(
 @app.command("demo")
 def demo_command() -> None:
     """Run the whole pipeline end to end on embedded defaults and say where to look."""
-    from jobs.demo import run_demo
+    from jobs.demo import DEMO_TUNING_BUDGET_S, run_demo
 
+    # the demo's Airflow runs inherit this; a budget set by the user wins
+    os.environ.setdefault("MSP_TUNING_BUDGET_S", str(DEMO_TUNING_BUDGET_S))
     report = run_demo(get_settings())
     typer.echo("\n".join(report.lines))
 

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 DEMO_CUSTOMERS = 20_000
 DEMO_PRODUCTS = 400
 DEMO_DAYS = 60
+#: the hyperparameter search budget of the demo's training (the nightly default is 60 s): the 10-minute rule
+DEMO_TUNING_BUDGET_S = 30
 
 
 @dataclass
