@@ -25,7 +25,7 @@ DEMO_CUSTOMERS = 20_000
 DEMO_PRODUCTS = 400
 DEMO_DAYS = 60
 #: the hyperparameter search budget of the demo's training (the nightly default is 60 s): the 10-minute rule
-DEMO_TUNING_BUDGET_S = 30
+DEMO_TUNING_BUDGET_S = 15
 
 
 @dataclass
