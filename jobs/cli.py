@@ -275,6 +275,23 @@ def ui_command(
         stop(procs)
 
 
+@app.command(
+    "airflow",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+)
+def airflow_command(ctx: typer.Context) -> None:
+    """The Airflow CLI on the embedded home (var/airflow, SQLite, this repository's DAGs), e.g.
+    ``msp airflow dags list-runs marketing_evaluate`` or ``msp airflow backfill create ...`` (with ``make ui``
+    running: a backfill's runs are executed by its scheduler). ``msp airflow --help`` is Airflow's help."""
+    import subprocess
+
+    from jobs.airflow_local import airflow_bin, airflow_env, ensure_db
+
+    settings = get_settings()
+    ensure_db(settings)
+    raise typer.Exit(subprocess.call([airflow_bin(), *ctx.args], env=airflow_env(settings)))
+
+
 @app.command("demo")
 def demo_command() -> None:
     """Run the whole pipeline end to end on embedded defaults and say where to look."""
