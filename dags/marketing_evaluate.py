@@ -15,6 +15,8 @@ The closed loop: what every scoring run really earned, once its attribution wind
 
 Runs daily at 07:00 UTC and whenever new campaign outcomes reach silver (`msp.silver.campaign_log`).
 Rerunning a date replaces its rows. **Params**: `ds` (default: logical date, or today).
+**Backfill**: `airflow backfill create --dag-id marketing_evaluate --from-date D1 --to-date D2T23:59:59
+--max-active-runs 1` (runs overlap in what they replace; docs/EVALUATION.md).
 Code: `jobs/evaluation/`.
 """
 

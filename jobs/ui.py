@@ -33,8 +33,8 @@ class UiProcess:
     log_path: Path
 
 
-def start(settings: Settings, airflow_port: int = 8080, mlflow_port: int = 5000) -> list[UiProcess]:
-    """Start both UIs bound to loopback; returns the running processes."""
+def start(settings: Settings, airflow_port: int = 8080, mlflow_port: int | None = 5000) -> list[UiProcess]:
+    """Start both UIs bound to loopback (Airflow alone when ``mlflow_port`` is None); returns the processes."""
     from jobs.training.train import configure_mlflow
 
     logs = settings.path(Path("var/ui"))
@@ -78,6 +78,8 @@ def start(settings: Settings, airflow_port: int = 8080, mlflow_port: int = 5000)
             f"http://{HOST}:{mlflow_port}/health",
         ),
     ]
+    if mlflow_port is None:
+        specs = specs[:1]
     for name, args, proc_env, url, health in specs:
         path = logs / f"{name}.log"
         fh = open(path, "w")  # noqa: SIM115 - the child writes to it for its whole life

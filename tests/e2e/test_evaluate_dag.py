@@ -8,15 +8,26 @@ the attribution window), ingests the answered days, scores the next night throug
 
 from __future__ import annotations
 
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from datetime import date, timedelta
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 import pytest
 
+from jobs import ui
 from jobs.airflow_local import dags_test, failed_tasks
 from jobs.loop import run_loop
 from jobs.pipeline.lake import partition_path
 from jobs.warehouse import Warehouse
-from tests.e2e.conftest import END
+from tests.e2e.conftest import END, environ
 
 NIGHTS = 2
 
@@ -92,6 +103,18 @@ def test_effects_per_night_strategy_and_segment_are_written_with_the_model_versi
     pooled = eff[eff["segment"] == "all"]
     assert (pooled["predicted_incremental_conversions_lo"] < pooled["predicted_incremental_conversions"]).all()
     assert (pooled["predicted_incremental_conversions"] < pooled["predicted_incremental_conversions_hi"]).all()
+    # rebuilt from the assignments: each half-width is z * n * sqrt(the sampling variance the model predicts
+    # + the uplift_error_var its training run logged), so the evaluation used the assigning version's figure
+    z, error_var = 1.959963984540054, training["uplift_error_var"]
+    print(f"uplift_error_var of the training run: {error_var:.3g}")
+    for ds, frame in evaluated["assignments"].items():
+        for strategy, row in pooled[pooled["run_date"] == ds].set_index("strategy").iterrows():
+            t = frame.loc[(frame["reason"] == "model") & (frame["strategy"] == strategy), "p_convert_chosen"]
+            h = frame.loc[(frame["reason"] == "holdout") & (frame["model_strategy"] == strategy), "p_convert_control"]
+            sampling = t.mean() * (1 - t.mean()) / len(t) + h.mean() * (1 - h.mean()) / len(h)
+            lo, hi = row["predicted_incremental_conversions_lo"], row["predicted_incremental_conversions_hi"]
+            half = (hi - lo) / 2 / (z * row["customers"])
+            assert half**2 == pytest.approx(sampling + error_var, rel=1e-6), (ds, strategy, sampling, error_var)
 
 
 def test_realised_uplift_of_each_strategy_against_the_truth(evaluated: dict) -> None:
@@ -140,5 +163,94 @@ def test_a_rerun_replaces_the_run_dates_with_identical_rows(evaluated: dict) -> 
     dag_runner(settings)("marketing_evaluate", loop.evaluated_on)
     pd.testing.assert_frame_equal(effects(settings), evaluated["effects"])
     client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(f"{settings.mlflow_experiment}-evaluation")
+    assert len(client.search_runs([experiment.experiment_id], "tags.`msp.role` = 'evaluation'")) == NIGHTS
+
+
+def evaluation_rows(settings) -> dict[str, pd.DataFrame]:
+    """What marketing_evaluate writes: strategy_effects and its model_metrics, without the write times."""
+    metrics = Warehouse.from_settings(settings).query(
+        "SELECT * FROM marketing.model_metrics WHERE source = 'evaluate' ORDER BY run_date, metric, segment"
+    )
+    metrics["run_date"] = metrics["run_date"].astype(str).str[:10]
+    return {"strategy_effects": effects(settings), "model_metrics": metrics.drop(columns=["recorded_at"])}
+
+
+def evaluate_runs(settings) -> list[dict]:
+    """marketing_evaluate's runs in the embedded metadata database (run type, state, logical date)."""
+    db = settings.path(settings.airflow_home) / "airflow.db"
+    with closing(sqlite3.connect(db)) as con:
+        con.row_factory = sqlite3.Row
+        rows = con.execute(
+            "SELECT run_id, run_type, state, logical_date FROM dag_run WHERE dag_id = 'marketing_evaluate'"
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+@pytest.mark.timeout(1200)
+def test_a_backfill_produces_the_same_tables_as_the_days_one_by_one(evaluated: dict) -> None:
+    """``airflow backfill create`` over the evaluation days, run by a real scheduler (``airflow standalone``,
+    LocalExecutor), writes the same strategy_effects and model_metrics as ``airflow dags test`` day by day."""
+    settings, loop = evaluated["settings"], evaluated["loop"]
+    first = (date.fromisoformat(loop.nights[0]) + timedelta(days=settings.attribution_days)).isoformat()
+    days = [first, loop.evaluated_on]  # the first night's window closes, then the last night's
+    assert date.fromisoformat(days[1]) - date.fromisoformat(days[0]) == timedelta(days=NIGHTS - 1)
+    for ds in days:  # one by one, the run date from the logical date, as in a backfill's runs
+        result = dags_test(settings, "marketing_evaluate", ds)
+        assert result.ok, f"{ds}: {result.state}, failed {failed_tasks(settings, result)}; {result.log_path}"
+    one_by_one = evaluation_rows(settings)
+    assert sorted(set(one_by_one["strategy_effects"]["run_date"])) == loop.nights
+
+    wh = Warehouse.from_settings(settings)  # start the backfill from an empty evaluation
+    with closing(wh.connect()) as con:
+        con.execute("DELETE FROM marketing.strategy_effects")
+        con.execute("DELETE FROM marketing.model_metrics WHERE source = 'evaluate'")
+    assert evaluation_rows(settings)["strategy_effects"].empty
+
+    # the CLI as a user runs it: `msp airflow ...` is Airflow's CLI on the embedded home. The backfill is
+    # created before the scheduler starts: SQLite takes one writer at a time, and the CLI's inserts fail
+    # with "database is locked" against a busy scheduler (docs/EVALUATION.md)
+    env = {**os.environ, "MSP_HOME": str(settings.home)}
+    airflow = [str(Path(sys.executable).with_name("msp")), "airflow"]
+    subprocess.run([*airflow, "dags", "unpause", "marketing_evaluate"], env=env, check=True, capture_output=True)
+    # the DAG's runs share one DuckDB file and replace overlapping run dates: one backfill run at a time
+    created = subprocess.run(
+        [*airflow, "backfill", "create", "--dag-id", "marketing_evaluate", "--from-date", days[0],
+         "--to-date", f"{days[-1]}T23:59:59", "--max-active-runs", "1"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stdout + created.stderr
+    backfill = [r for r in evaluate_runs(settings) if r["run_type"] == "backfill"]
+    assert len(backfill) == len(days) and {r["state"] for r in backfill} == {"queued"}, backfill
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # backfill runs only; no run of today from the nightly time while the scheduler is up
+    with environ({"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}):
+        procs = ui.start(settings, airflow_port=port, mlflow_port=None)
+    try:
+        healthy = ui.wait_healthy(procs, timeout_s=240)
+        assert healthy == {"airflow": True}, procs[0].log_path.read_text(errors="replace")[-3000:]
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            time.sleep(5)
+            try:
+                backfill = [r for r in evaluate_runs(settings) if r["run_type"] == "backfill"]
+            except sqlite3.OperationalError:  # the scheduler is writing: read again on the next poll
+                continue
+            if all(r["state"] in ("success", "failed") for r in backfill):
+                break
+    finally:
+        ui.stop(procs)
+    assert sorted(str(r["logical_date"])[:10] for r in backfill) == days, backfill
+    assert {r["state"] for r in backfill} == {"success"}, procs[0].log_path
+    # nothing but the backfill ran meanwhile: no nightly run, no asset-triggered run
+    assert {r["run_type"] for r in evaluate_runs(settings)} <= {"backfill", "manual"}
+
+    backfilled = evaluation_rows(settings)
+    for table, frame in one_by_one.items():
+        pd.testing.assert_frame_equal(backfilled[table], frame, obj=table)
+    client = mlflow.MlflowClient()  # the evaluation's MLflow runs were reused, not duplicated
     experiment = client.get_experiment_by_name(f"{settings.mlflow_experiment}-evaluation")
     assert len(client.search_runs([experiment.experiment_id], "tags.`msp.role` = 'evaluation'")) == NIGHTS
