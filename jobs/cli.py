@@ -281,8 +281,8 @@ def ui_command(
 )
 def airflow_command(ctx: typer.Context) -> None:
     """The Airflow CLI on the embedded home (var/airflow, SQLite, this repository's DAGs), e.g.
-    ``msp airflow dags list-runs marketing_evaluate`` or ``msp airflow backfill create ...`` (with ``make ui``
-    running: a backfill's runs are executed by its scheduler). ``msp airflow --help`` is Airflow's help."""
+    ``msp airflow dags list-runs marketing_evaluate`` or ``msp airflow backfill create ...`` (its runs are executed
+    by the scheduler of ``make ui``; on SQLite create it before starting that, docs/EVALUATION.md)."""
     import subprocess
 
     from jobs.airflow_local import airflow_bin, airflow_env, ensure_db
