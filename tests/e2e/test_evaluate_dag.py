@@ -9,7 +9,6 @@ the attribution window), ingests the answered days, scores the next night throug
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from jobs.loop import run_loop
 from jobs.pipeline.lake import partition_path
 from jobs.warehouse import Warehouse
 from tests.e2e.conftest import END, environ
+from tests.support.spark_cluster import free_port
 
 NIGHTS = 2
 
@@ -223,12 +223,9 @@ def test_a_backfill_produces_the_same_tables_as_the_days_one_by_one(evaluated: d
     backfill = [r for r in evaluate_runs(settings) if r["run_type"] == "backfill"]
     assert len(backfill) == len(days) and {r["state"] for r in backfill} == {"queued"}, backfill
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     # backfill runs only; no run of today from the nightly time while the scheduler is up
     with environ({"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}):
-        procs = ui.start(settings, airflow_port=port, mlflow_port=None)
+        procs = ui.start(settings, airflow_port=free_port(), mlflow_port=None)
     try:
         healthy = ui.wait_healthy(procs, timeout_s=240)
         assert healthy == {"airflow": True}, procs[0].log_path.read_text(errors="replace")[-3000:]
