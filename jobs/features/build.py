@@ -40,7 +40,12 @@ MONEY = "decimal(24,6)"
 #: event types that count towards the category affinity
 AFFINITY_EVENTS = ("view", "add_to_cart", "purchase")
 
-RECENCY_FEATURES = ("days_since_last_event", "days_since_last_purchase", "days_since_last_email_click")
+RECENCY_FEATURES = (
+    "days_since_last_event",
+    "days_since_last_purchase",
+    "days_since_last_email_click",
+    "days_since_last_contact",
+)
 #: numeric model inputs: recency is NEVER without history, ``age`` null when unknown, the rest 0 when nothing happened
 NUMERIC_FEATURES = (
     *RECENCY_FEATURES,
@@ -52,7 +57,9 @@ NUMERIC_FEATURES = (
     "revenue_90d",
     "avg_order_value_90d",
     "items_90d",
+    "items_per_order_90d",
     "discount_share_90d",
+    "discounted_order_share_90d",
     "events_7d",
     "events_30d",
     "events_90d",
@@ -71,6 +78,9 @@ NUMERIC_FEATURES = (
     "email_click_rate_90d",
     "campaigns_received",
     "past_campaign_conversions",
+    "contacts_30d",
+    "affinity_concentration",
+    "mean_price_viewed_90d",
     "tenure_days",
     "age",
     "has_email",
@@ -95,6 +105,7 @@ COUNT_FEATURES = frozenset(
         "email_clicks_90d",
         "campaigns_received",
         "past_campaign_conversions",
+        "contacts_30d",
         "tenure_days",
         "age",
         "has_email",
@@ -104,9 +115,23 @@ COUNT_FEATURES = frozenset(
 CATEGORICAL_FEATURES = ("region", "channel", "gender", "top_category")
 #: map<string, double>: category -> share of the customer's view/add_to_cart/purchase events in 90 days
 AFFINITY_COLUMN = "category_affinity"
+#: map<string,double> per past strategy: campaign sends of it whose outcome was known before as_of ...
+RECEIVED_COLUMN = "strategy_received"
+#: ... and how many of those converted within their attribution window (a customer's own past responses)
+CONVERTED_COLUMN = "strategy_converted"
+#: map-valued model inputs besides the affinity (one model column per key seen in training)
+RESPONSE_COLUMNS = (RECEIVED_COLUMN, CONVERTED_COLUMN)
 #: the last SEQ_LEN event tokens before as_of, oldest first, space-separated ('' without events)
 SEQUENCE_COLUMN = "seq_tokens"
-FEATURE_COLUMNS = ("customer_id", *NUMERIC_FEATURES, *CATEGORICAL_FEATURES, AFFINITY_COLUMN, SEQUENCE_COLUMN, "ds")
+FEATURE_COLUMNS = (
+    "customer_id",
+    *NUMERIC_FEATURES,
+    *CATEGORICAL_FEATURES,
+    AFFINITY_COLUMN,
+    *RESPONSE_COLUMNS,
+    SEQUENCE_COLUMN,
+    "ds",
+)
 
 SILVER_TABLES = ("customers", "products", "events", "orders", "campaign_log")
 #: the silver columns the features read, per table
@@ -122,7 +147,7 @@ SILVER_COLUMNS = {
         "updated_at",
         "ds",
     ),
-    "products": ("product_id", "category", "updated_at", "ds"),
+    "products": ("product_id", "category", "price", "updated_at", "ds"),
     "events": ("event_id", "customer_id", "ts", "event_type", "product_id", "session_id"),
     "orders": ("customer_id", "ts", "amount", "discount", "items"),
     "campaign_log": ("campaign_id", "customer_id", "ts", "strategy", "converted", "updated_at", "ds"),
@@ -203,6 +228,7 @@ def _event_features(events: DataFrame, categories: DataFrame, dates: list[str]) 
     past = _before(events.select("event_id", "customer_id", "ts", "event_type", "product_id"), dates).join(
         F.broadcast(categories), ["_as_of", "product_id"], "left"
     )
+    browsed = _within(90) & kind.isin(*AFFINITY_EVENTS)
 
     def count(condition: Column) -> Column:
         return F.count(F.when(condition, F.lit(1)))
@@ -220,7 +246,8 @@ def _event_features(events: DataFrame, categories: DataFrame, dates: list[str]) 
         count(last30 & (kind == "search")).alias("searches_30d"),
         count(last90 & (kind == "email_open")).alias("email_opens_90d"),
         count(last90 & (kind == "email_click")).alias("email_clicks_90d"),
-        F.collect_list(F.when(last90 & kind.isin(*AFFINITY_EVENTS), cat)).alias("_cats"),
+        F.collect_list(F.when(browsed, cat)).alias("_cats"),
+        F.avg(F.when(browsed, F.col("price"))).alias("mean_price_viewed_90d"),
         # the tokens of the SEQ_LEN latest events, newest first (max_by with k sorts by the ordering, descending)
         F.max_by(_token(kind, cat), F.struct(F.col("ts"), F.col("event_id")), SEQ_LEN).alias("_seq"),
     )
@@ -235,6 +262,8 @@ def _event_features(events: DataFrame, categories: DataFrame, dates: list[str]) 
     )
     # the most frequent category; ties go to the alphabetically first
     top = F.array_min(F.transform(distinct, lambda c: F.struct((-hits(c)).alias("n"), c.alias("category"))))
+    # how focused the taste is: the top category's share (0 without browsing)
+    concentration = F.when(F.size(cats) > 0, -top["n"] / F.size(cats))
     sequence = F.array_join(F.transform(F.reverse(F.col("_seq")), lambda t: t.cast("string")), " ")
     return agg.select(
         "_as_of",
@@ -243,6 +272,7 @@ def _event_features(events: DataFrame, categories: DataFrame, dates: list[str]) 
         _days(F.col("_last_click")).alias("days_since_last_email_click"),
         *[c for c in agg.columns if not c.startswith("_") and c != "customer_id"],
         affinity.alias(AFFINITY_COLUMN),
+        concentration.alias("affinity_concentration"),
         top["category"].alias("top_category"),
         sequence.alias(SEQUENCE_COLUMN),
     )
@@ -300,6 +330,7 @@ def _order_features(orders: DataFrame, dates: list[str]) -> DataFrame:
             *[F.count(F.when(since[n], F.lit(1))).alias(f"orders_{n}d") for n in (7, 30, 90)],
             *[total(net, n).alias(f"revenue_{n}d") for n in (7, 30, 90)],
             total(items, 90).alias("items_90d"),
+            F.count(F.when(since[90] & (discount > 0), F.lit(1))).alias("_discounted_90d"),
             total(discount, 90).alias("_discount_90d"),
             total(amount, 90).alias("_amount_90d"),
         )
@@ -312,14 +343,20 @@ def _order_features(orders: DataFrame, dates: list[str]) -> DataFrame:
         *[F.col(f"revenue_{n}d").cast("double").alias(f"revenue_{n}d") for n in (7, 30, 90)],
         F.try_divide(F.col("revenue_90d").cast("double"), F.col("orders_90d")).alias("avg_order_value_90d"),
         "items_90d",
+        F.try_divide(F.col("items_90d").cast("double"), F.col("orders_90d")).alias("items_per_order_90d"),
         F.try_divide(F.col("_discount_90d").cast("double"), F.col("_amount_90d").cast("double")).alias(
             "discount_share_90d"
         ),
+        F.try_divide(F.col("_discounted_90d").cast("double"), F.col("orders_90d")).alias("discounted_order_share_90d"),
     )
 
 
 def _campaign_features(campaign_log: DataFrame, dates: list[str]) -> DataFrame:
-    """Past campaign assignments and the outcomes already written before as_of."""
+    """Past campaign assignments and the outcomes already written before as_of.
+
+    Contacts are sends of any strategy but the control (``no_action``); a customer's past responses
+    per strategy count only the sends whose outcome was written before as_of (a pending one says nothing).
+    """
     from pyspark.sql import functions as F
 
     written = F.coalesce(F.col("updated_at"), F.col("ts"))
@@ -331,12 +368,29 @@ def _campaign_features(campaign_log: DataFrame, dates: list[str]) -> DataFrame:
         .groupBy("_as_of", "customer_id", "campaign_id")
         .agg(latest.alias("v"))
     )
-    email_90d = (F.col("v.strategy") != "no_action") & (F.col("v._age") <= F.lit(90 * DAY_US))
-    return assignments.groupBy("_as_of", "customer_id").agg(
+    contact = F.col("v.strategy") != "no_action"
+    email_90d = contact & (F.col("v._age") <= F.lit(90 * DAY_US))
+    known = F.col("v.converted").isNotNull()
+    per_strategy = assignments.groupBy("_as_of", "customer_id", F.col("v.strategy").alias("strategy")).agg(
+        F.count(F.when(known, F.lit(1))).cast("double").alias("received"),
+        F.count(F.when(F.col("v.converted"), F.lit(1))).cast("double").alias("converted"),
+    )
+    responses = (
+        per_strategy.where(F.col("received") > 0)
+        .groupBy("_as_of", "customer_id")
+        .agg(
+            F.map_from_entries(F.collect_list(F.struct("strategy", "received"))).alias(RECEIVED_COLUMN),
+            F.map_from_entries(F.collect_list(F.struct("strategy", "converted"))).alias(CONVERTED_COLUMN),
+        )
+    )
+    counts = assignments.groupBy("_as_of", "customer_id").agg(
         F.count("*").alias("campaigns_received"),
         F.count(F.when(email_90d, F.lit(1))).alias("emails_received_90d"),
+        F.count(F.when(contact & (F.col("v._age") <= F.lit(30 * DAY_US)), F.lit(1))).alias("contacts_30d"),
         F.count(F.when(F.col("v.converted"), F.lit(1))).alias("past_campaign_conversions"),
+        _days(F.min(F.when(contact, F.col("v._age")))).alias("days_since_last_contact"),
     )
+    return counts.join(responses, ["_as_of", "customer_id"], "left")
 
 
 def compute_features(
@@ -371,7 +425,7 @@ def compute_features_many(
         ["signup_date", "region", "channel", "gender", "birth_year", "email_hash"],
         dates,
     ).where(F.col("signup_date") < F.col("_as_of").cast("date"))
-    categories = _latest(products, "product_id", ["category"], dates)
+    categories = _latest(products, "product_id", ["category", "price"], dates)
     keys = ["_as_of", "customer_id"]
     frame = (
         profile.join(_event_features(events, categories, dates), keys, "left")
@@ -404,7 +458,10 @@ def compute_features_many(
         "customer_id",
         *numeric,
         *categorical,
-        F.coalesce(F.col(AFFINITY_COLUMN), F.create_map().cast("map<string,double>")).alias(AFFINITY_COLUMN),
+        *[
+            F.coalesce(F.col(c), F.create_map().cast("map<string,double>")).alias(c)
+            for c in (AFFINITY_COLUMN, *RESPONSE_COLUMNS)
+        ],
         F.coalesce(F.col(SEQUENCE_COLUMN), F.lit("")).alias(SEQUENCE_COLUMN),
         F.col("_as_of").alias("ds"),
     )

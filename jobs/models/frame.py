@@ -1,9 +1,9 @@
 """From gold feature rows to model inputs: one flat frame that training and scoring build alike.
 
-The gold table keeps category affinities as a map (categories come from the data); models need
-fixed columns. :class:`FeatureSpec` records, at training time, which numeric features, categorical
-levels and affinity categories exist, and turns any later frame into the same columns in the same
-order (unknown levels and categories fall away, missing ones become 0). The spec travels with the
+The gold table keeps category affinities and the past responses per strategy as maps (their keys
+come from the data); models need fixed columns. :class:`FeatureSpec` records, at training time,
+which numeric features, categorical levels and map keys exist, and turns any later frame into the
+same columns in the same order (unknown levels and keys fall away, missing ones become 0). The spec travels with the
 model (as JSON inside the MLflow artifact), so scoring never guesses the layout.
 """
 
@@ -23,10 +23,17 @@ STRATEGIES: tuple[str, ...] = ("no_action", "email_recommendations", "coupon_10"
 CONTROL = "no_action"
 AFFINITY_COLUMN = "category_affinity"
 SEQUENCE_COLUMN = "seq_tokens"
+#: map-valued inputs besides the affinity: a customer's past sends and conversions per strategy
+MAP_COLUMNS = ("strategy_received", "strategy_converted")
 
 
 def affinity_name(category: str) -> str:
     return "aff_" + "".join(ch if ch.isalnum() else "_" for ch in category.lower())
+
+
+def map_name(column: str, key: str) -> str:
+    """The flat column of one key of a map input, e.g. ``strategy_received__coupon_10``."""
+    return f"{column}__" + "".join(ch if ch.isalnum() else "_" for ch in key.lower())
 
 
 @dataclass
@@ -37,6 +44,8 @@ class FeatureSpec:
     categorical: dict[str, list[str]] = field(default_factory=dict)
     affinities: list[str] = field(default_factory=list)
     sequence: str | None = SEQUENCE_COLUMN
+    #: map column -> its keys seen in training (models saved before these inputs have none)
+    maps: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def learn(
@@ -48,15 +57,28 @@ class FeatureSpec:
         if AFFINITY_COLUMN in frame:
             for value in frame[AFFINITY_COLUMN]:
                 cats.update(_as_dict(value))
+        maps = {}
+        for column in MAP_COLUMNS:
+            if column in frame:
+                keys: set[str] = set()
+                for value in frame[column]:
+                    keys.update(_as_dict(value))
+                maps[column] = sorted(keys)
         missing = [c for c in numeric if c not in frame]
         if missing:
             raise ValueError(f"training frame lacks numeric feature columns {missing}")
-        return cls(numeric=list(numeric), categorical=levels, affinities=sorted(cats), sequence=sequence)
+        return cls(numeric=list(numeric), categorical=levels, affinities=sorted(cats), sequence=sequence, maps=maps)
+
+    @property
+    def map_columns(self) -> list[str]:
+        """The flat columns of the map inputs other than the affinity, in layout order."""
+        return [map_name(column, key) for column, keys in self.maps.items() for key in keys]
 
     # --- the flat input frame (what the MLflow model's signature describes) ---
     @property
     def input_columns(self) -> list[str]:
-        cols = list(self.numeric) + [affinity_name(c) for c in self.affinities] + list(self.categorical)
+        cols = list(self.numeric) + [affinity_name(c) for c in self.affinities] + self.map_columns
+        cols += list(self.categorical)
         return cols + ([self.sequence] if self.sequence else [])
 
     def flatten(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -76,6 +98,16 @@ class FeatureSpec:
                     out[name] = maps.map(lambda m, k=cat: float(m.get(k, 0.0))).astype("float64")
                 else:
                     out[name] = 0.0
+        for column, keys in self.maps.items():
+            values = frame[column].map(_as_dict) if column in frame else None
+            for key in keys:
+                name = map_name(column, key)
+                if name in frame:
+                    out[name] = frame[name].astype("float64")
+                elif values is not None:
+                    out[name] = values.map(lambda m, k=key: float(m.get(k, 0.0))).astype("float64")
+                else:
+                    out[name] = 0.0
         for c in self.categorical:
             out[c] = frame[c].astype("string").fillna("unknown").astype(object) if c in frame else "unknown"
         if self.sequence:
@@ -91,16 +123,24 @@ class FeatureSpec:
             F.coalesce(F.col(AFFINITY_COLUMN)[cat], F.lit(0.0)).cast("double").alias(affinity_name(cat))
             for cat in self.affinities
         ]
+        cols += [
+            (F.coalesce(F.col(column)[key], F.lit(0.0)) if column in frame.columns else F.lit(0.0))
+            .cast("double")
+            .alias(map_name(column, key))
+            for column, keys in self.maps.items()
+            for key in keys
+        ]
         cols += [F.coalesce(F.col(c).cast("string"), F.lit("unknown")).alias(c) for c in self.categorical]
         if self.sequence:
             cols.append(F.coalesce(F.col(self.sequence), F.lit("")).alias(self.sequence))
-        keep = [c for c in frame.columns if c not in set(self.input_columns) and c != AFFINITY_COLUMN]
+        consumed = {*self.input_columns, AFFINITY_COLUMN, *self.maps}
+        keep = [c for c in frame.columns if c not in consumed]
         return frame.select(*keep, *cols)
 
     # --- the numeric matrix (what tree models and the tabular tower consume) ---
     @property
     def matrix_columns(self) -> list[str]:
-        cols = list(self.numeric) + [affinity_name(c) for c in self.affinities]
+        cols = list(self.numeric) + [affinity_name(c) for c in self.affinities] + self.map_columns
         for c, levels in self.categorical.items():
             cols += [f"{c}={v}" for v in levels]
         return cols
@@ -115,6 +155,7 @@ class FeatureSpec:
             flat[affinity_name(c)].to_numpy(dtype="float64") if affinity_name(c) in flat else np.zeros(n)
             for c in self.affinities
         ]
+        parts += [flat[c].to_numpy(dtype="float64") if c in flat else np.zeros(n) for c in self.map_columns]
         for c, levels in self.categorical.items():
             values = flat[c].astype(str).to_numpy() if c in flat else np.full(n, "unknown")
             parts += [(values == v).astype("float64") for v in levels]

@@ -10,9 +10,12 @@ from jobs.contracts import EVENT_TYPES
 from jobs.features.build import (
     AFFINITY_COLUMN,
     CATEGORICAL_FEATURES,
+    CONVERTED_COLUMN,
     FEATURE_COLUMNS,
     NEVER,
     NUMERIC_FEATURES,
+    RECEIVED_COLUMN,
+    RESPONSE_COLUMNS,
     SEQ_LEN,
     SEQUENCE_COLUMN,
     VOCAB_SIZE,
@@ -183,12 +186,13 @@ def bucket(spark, category: str) -> int:
 
 def test_columns_and_one_row_per_customer_signed_up_before_as_of(spark, features: dict) -> None:
     frame = compute_features(**frames(spark), as_of=AS_OF)
-    columns = ("customer_id", *NUMERIC_FEATURES, *CATEGORICAL_FEATURES, AFFINITY_COLUMN, SEQUENCE_COLUMN, "ds")
+    maps = (AFFINITY_COLUMN, *RESPONSE_COLUMNS)
+    columns = ("customer_id", *NUMERIC_FEATURES, *CATEGORICAL_FEATURES, *maps, SEQUENCE_COLUMN, "ds")
     assert tuple(frame.columns) == FEATURE_COLUMNS == columns
     assert sorted(features) == ["C1", "C2", "C5"]  # C3 signs up on AS_OF, C4 after it
     assert {r["ds"] for r in features.values()} == {AS_OF}
     types = dict(frame.dtypes)
-    assert types[AFFINITY_COLUMN] == "map<string,double>" and types[SEQUENCE_COLUMN] == "string"
+    assert {types[c] for c in maps} == {"map<string,double>"} and types[SEQUENCE_COLUMN] == "string"
     assert {types[c] for c in NUMERIC_FEATURES} <= {"int", "double"}
 
 
@@ -198,7 +202,9 @@ def test_rfm_windows_include_their_first_instant_and_exclude_as_of(features: dic
     assert (c1["revenue_7d"], c1["revenue_30d"], c1["revenue_90d"]) == (90.0, 140.0, 160.0)
     assert c1["avg_order_value_90d"] == pytest.approx(160.0 / 3)
     assert c1["items_90d"] == 5  # 1 + 2, 1, and 1 for an unknown quantity
+    assert c1["items_per_order_90d"] == pytest.approx(5 / 3)
     assert c1["discount_share_90d"] == pytest.approx(10.0 / 170.0)
+    assert c1["discounted_order_share_90d"] == pytest.approx(1 / 3)  # o1 had a discount; o3's unknown one is 0
     assert c1["days_since_last_purchase"] == 7.0
 
 
@@ -231,6 +237,27 @@ def test_email_engagement_and_past_campaigns(features: dict) -> None:
     assert (c2["email_opens_90d"], c2["emails_received_90d"], c2["email_open_rate_90d"]) == (8, 0, 0.0)
 
 
+def test_contacts_and_the_past_responses_per_strategy(features: dict) -> None:
+    c1 = features["C1"]
+    # contacts: coupon_10 on 09-08 and the e-mail on 09-22 08:00 (the June holdout contacts nobody)
+    assert c1["days_since_last_contact"] == pytest.approx(8 + 16 / 24)
+    assert c1["contacts_30d"] == 2
+    # only sends whose outcome was written before AS_OF count: coupon_10 (converted); the e-mail's is not yet
+    assert c1[RECEIVED_COLUMN] == {"coupon_10": 1.0} and c1[CONVERTED_COLUMN] == {"coupon_10": 1.0}
+    c5 = features["C5"]
+    assert (c5["days_since_last_contact"], c5["contacts_30d"]) == (NEVER, 0)
+    assert c5[RECEIVED_COLUMN] == {} and c5[CONVERTED_COLUMN] == {}
+
+
+def test_taste_concentration_and_the_prices_browsed(features: dict) -> None:
+    c1 = features["C1"]
+    assert c1["affinity_concentration"] == pytest.approx(4 / 7)  # books: 4 of 7 browsing events
+    # list prices of the 90 days' view/cart/purchase events: P1 x4 (10), P3 (30), P2 x2 (20)
+    assert c1["mean_price_viewed_90d"] == pytest.approx(110 / 7)
+    c2 = features["C2"]  # searches and e-mail events only: nothing browsed
+    assert (c2["affinity_concentration"], c2["mean_price_viewed_90d"]) == (0.0, 0.0)
+
+
 def test_profile_uses_the_latest_version_before_as_of(features: dict) -> None:
     c1, c2, c5 = features["C1"], features["C2"], features["C5"]
     assert (c1["region"], c1["channel"], c1["gender"], c1["has_email"]) == ("east", "web", "f", 1)
@@ -248,10 +275,11 @@ def test_category_affinity_shares_and_top_category(features: dict) -> None:
 
 def test_a_customer_without_history_gets_zeros_and_sentinels(features: dict) -> None:
     c5 = features["C5"]
-    assert all(c5[c] == NEVER for c in ("days_since_last_event", "days_since_last_purchase"))
+    assert all(c5[c] == NEVER for c in ("days_since_last_event", "days_since_last_purchase", "days_since_last_contact"))
     counts = [c for c in NUMERIC_FEATURES if c not in {"tenure_days", "has_email", "age"} and "days_since" not in c]
     assert {c: c5[c] for c in counts} == dict.fromkeys(counts, 0)
     assert (c5[AFFINITY_COLUMN], c5["top_category"], c5[SEQUENCE_COLUMN]) == ({}, "none", "")
+    assert (c5[RECEIVED_COLUMN], c5[CONVERTED_COLUMN]) == ({}, {})
 
 
 def test_sequence_tokens_encode_type_and_category_oldest_first(spark, features: dict) -> None:
