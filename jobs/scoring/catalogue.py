@@ -136,7 +136,9 @@ class Catalogue(_Spec):
     """The strategies of one run (control first) and the run's limits."""
 
     control: str
-    budget: float = Field(ge=0, allow_inf_nan=True)  # .inf: no budget
+    budget: float | None = Field(None, ge=0, allow_inf_nan=True)  # .inf: no budget
+    budget_per_customer: float | None = Field(None, ge=0)
+    min_roi: float | None = Field(None, ge=0)
     margin_rate: float = Field(0.35, ge=0, le=1)
     max_contacts_per_customer_per_30d: int | None = Field(None, ge=0)
     holdout_share: float = Field(0.0, ge=0, le=1)
@@ -163,6 +165,16 @@ class Catalogue(_Spec):
                     f"strategies[{i}].cost_per_contact: channel none contacts nobody: "
                     f"must be 0 (got {s.cost_per_contact:g})"
                 )
+        if self.budget is not None and self.budget_per_customer is not None:
+            problems.append(
+                f"budget_per_customer: give either budget (the total of a run) or budget_per_customer, not both "
+                f"(got budget {self.budget:g} and budget_per_customer {self.budget_per_customer:g})"
+            )
+        if self.budget is None and self.budget_per_customer is None and self.min_roi is None:
+            problems.append(
+                "budget: missing: give budget (the total of a run), budget_per_customer (scaled by the customers "
+                "scored) or min_roi (spend while the marginal expected profit per euro is at least it)"
+            )
         if self.control not in seen:
             problems.append(f"control: {self.control!r} is not one of the strategies ({', '.join(seen)})")
         elif seen[self.control] != 0:
@@ -200,6 +212,31 @@ class Catalogue(_Spec):
         if missing:
             raise ValueError(f"the catalogue's strategies {missing} are not among the columns {list(columns)}")
         return array[:, [list(columns).index(name) for name in self.names]]
+
+    # --- limits of a run -------------------------------------------------------------------------
+    def budget_for(self, n_customers: int) -> float:
+        """The total expected cost a run over ``n_customers`` may spend (inf when only ``min_roi`` limits it)."""
+        if self.budget is not None:
+            return float(self.budget)
+        if self.budget_per_customer is not None:
+            return float(self.budget_per_customer) * n_customers
+        return float("inf")
+
+    def objective(self, value: ArrayLike, cost: ArrayLike) -> np.ndarray:
+        """What the optimiser maximises: incremental profit, less ``min_roi`` per euro spent when set.
+
+        With ``min_roi`` r, a customer's upgrade from one strategy to a dearer one is worth making only
+        while its extra expected profit per extra euro is at least r: the knapsack's budget multiplier
+        held at r (and the budget, if also given, as a ceiling).
+        """
+        value = np.asarray(value, dtype="float64")
+        if not self.min_roi:
+            return value
+        return value - float(self.min_roi) * np.asarray(cost, dtype="float64")
+
+    def discount_shares(self) -> np.ndarray:
+        """(K,) share of the order value each strategy gives away (the hurdle model's known discount)."""
+        return np.array([s.discount_share for s in self.strategies])
 
     # --- money ----------------------------------------------------------------------------------
     def margin_rates(self) -> np.ndarray:

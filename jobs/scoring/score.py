@@ -171,11 +171,12 @@ def score(spark: SparkSession, settings: Settings, ds: str, catalogue: Catalogue
     profit = catalogue.expected_profit(p, rev)
     value = profit - profit[:, [0]]
     caps = catalogue.caps_for(n)
+    budget = catalogue.budget_for(n)
     solution, assignment = decide(
-        value,
+        catalogue.objective(value, cost),
         cost,
         eligible,
-        catalogue.budget,
+        budget,
         caps,
         holdout_share=catalogue.holdout_share,
         explore_share=catalogue.explore_share,
@@ -231,7 +232,8 @@ def score(spark: SparkSession, settings: Settings, ds: str, catalogue: Catalogue
             "gap": solution.gap,
             "gap_share": solution.gap_share,
             "spent": float(out["expected_cost"].sum()),
-            "budget": catalogue.budget,
+            "budget": budget,
+            "min_roi": catalogue.min_roi,
             "exact_lp": solution.exact_lp,
         },
         timings,
@@ -245,7 +247,7 @@ def score(spark: SparkSession, settings: Settings, ds: str, catalogue: Catalogue
         solution.upper_bound,
         100 * solution.gap_share,
         result.optimiser["spent"],
-        catalogue.budget,
+        budget,
     )
     return result
 

@@ -44,12 +44,16 @@ def against_oracle(
     chosen = frame["strategy"].map({s: k for k, s in enumerate(catalogue.names)}).to_numpy()
     rows = np.arange(len(frame))
     eligible = catalogue.eligibility_mask(features)
-    oracle = optimise(value, cost, eligible, catalogue.budget, catalogue.caps_for(len(frame)), control=0)
+    n = len(frame)
+    oracle = optimise(
+        catalogue.objective(value, cost), cost, eligible, catalogue.budget_for(n), catalogue.caps_for(n), 0
+    )
     policy = float(value[rows, chosen].sum())
+    oracle_value = float(value[rows, oracle.choice].sum())
     return {
         "policy": policy,
         "policy_spent": float(cost[rows, chosen].sum()),
-        "oracle": float(oracle.objective),
+        "oracle": oracle_value,
         "oracle_bound": float(oracle.upper_bound),
-        "ratio_to_oracle": policy / float(oracle.objective) if oracle.objective > 0 else float("nan"),
+        "ratio_to_oracle": policy / oracle_value if oracle_value > 0 else float("nan"),
     }

@@ -75,7 +75,11 @@ def test_the_shipped_catalogue_covers_the_models_strategies() -> None:
     assert catalogue.names == STRATEGIES and catalogue.control == CONTROL
     assert shipped_catalogue_path().is_file()
     assert load_catalogue(shipped_catalogue_path()) == catalogue
-    assert 0 < catalogue.holdout_share < 1 and 0 < catalogue.explore_share < 1 and catalogue.budget > 0
+    assert 0 < catalogue.holdout_share < 1 and 0 < catalogue.explore_share < 1
+    # the shipped budget scales with the shop: 2,500 EUR for the demo's 20,000 customers, 50x for a million
+    assert catalogue.budget is None and catalogue.min_roi is None
+    assert catalogue.budget_for(20_000) == pytest.approx(2500.0)
+    assert catalogue.budget_for(1_000_000) == pytest.approx(125_000.0)
     free_shipping = catalogue.strategy("free_shipping")
     assert free_shipping.fulfilment_cost_per_order > 0 and free_shipping.needs_email
 
@@ -106,7 +110,12 @@ def test_a_valid_file_loads(tmp_path: Path) -> None:
         ),
         (lambda d: d.update(budget=-5), "strategies.yaml: budget: must be >= 0 (got -5)"),
         (lambda d: d.update(budget="lots"), "strategies.yaml: budget: must be a number (got 'lots')"),
-        (lambda d: d.pop("budget"), "strategies.yaml: budget: missing (required)"),
+        (lambda d: d.pop("budget"), "strategies.yaml: budget: missing: give budget (the total of a run), "),
+        (
+            lambda d: d.update(budget_per_customer=-0.1),
+            "strategies.yaml: budget_per_customer: must be >= 0 (got -0.1)",
+        ),
+        (lambda d: d.update(min_roi="high"), "strategies.yaml: min_roi: must be a number (got 'high')"),
         (
             lambda d: d["strategies"][2]["eligibility"].update(min_tenure_days=1.5),
             "strategies.yaml: strategies[2].eligibility.min_tenure_days: must be a whole number (got 1.5)",
@@ -183,6 +192,11 @@ def test_unknown_keys_are_errors_that_list_the_known_ones(tmp_path: Path, monkey
             "strategies.yaml: strategies[4].cost_per_contact: channel none contacts nobody: must be 0 (got 0.5)",
         ),
         (lambda d: d.update(strategies=[]), "strategies.yaml: strategies: must have at least 1 entry"),
+        (
+            lambda d: d.update(budget_per_customer=0.1),
+            "strategies.yaml: budget_per_customer: give either budget (the total of a run) or budget_per_customer, "
+            "not both (got budget 100 and budget_per_customer 0.1)",
+        ),
     ],
 )
 def test_cross_key_errors_name_the_file_and_the_key_path(
@@ -205,6 +219,36 @@ def test_unreadable_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         load_catalogue(tmp_path / "missing.yaml")
     assert "not valid YAML" in error_of(tmp_path, monkeypatch, "control: [unclosed\n")
     assert "expected a mapping of keys" in error_of(tmp_path, monkeypatch, "- just\n- a list\n")
+
+
+def test_a_run_budget_in_each_of_its_three_forms(tmp_path: Path) -> None:
+    total = load_catalogue(write(tmp_path, BASE))
+    assert (total.budget_for(10), total.budget_for(10_000)) == (100.0, 100.0)
+    per_customer = load_catalogue(
+        write(tmp_path, changed(lambda d: (d.pop("budget"), d.update(budget_per_customer=0.5))))
+    )
+    assert (per_customer.budget_for(10), per_customer.budget_for(10_000)) == (5.0, 5000.0)
+    roi = load_catalogue(write(tmp_path, changed(lambda d: (d.pop("budget"), d.update(min_roi=2.0)))))
+    assert roi.budget_for(10) == float("inf")
+    value, cost = np.array([[0.0, 1.0, 3.0]]), np.array([[0.0, 0.2, 1.0]])
+    # with min_roi 2 the optimiser maximises profit less 2 per euro spent: 1 - 2 x 0.2 and 3 - 2 x 1
+    assert roi.objective(value, cost).tolist() == [[0.0, 0.6, 1.0]]
+    assert total.objective(value, cost).tolist() == value.tolist()  # without min_roi the profit itself
+    capped = load_catalogue(write(tmp_path, changed(lambda d: d.update(min_roi=1.0))))
+    assert capped.budget_for(10) == 100.0 and capped.objective(value, cost).tolist() == [[0.0, 0.8, 2.0]]
+
+
+def test_min_roi_spends_while_the_marginal_profit_per_euro_reaches_it(tmp_path: Path) -> None:
+    """Upgrading from the control to a strategy is made only when its extra profit per extra euro is at least r."""
+    from jobs.scoring.optimiser import optimise
+
+    roi = load_catalogue(write(tmp_path, changed(lambda d: (d.pop("budget"), d.update(min_roi=3.0)))))
+    # three customers, control and one strategy costing 1: profits 2.5, 3.5 and 10 per euro
+    value = np.array([[0.0, 2.5], [0.0, 3.5], [0.0, 10.0]])
+    cost = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    eligible = np.ones_like(value, dtype=bool)
+    chosen = optimise(roi.objective(value, cost), cost, eligible, roi.budget_for(3), np.array([3, 3]), 0).choice
+    assert chosen.tolist() == [0, 1, 1]
 
 
 # ---------------------------------------------------------------------------------------------
