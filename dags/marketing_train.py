@@ -6,14 +6,19 @@ Nightly retraining of the uplift models, also triggered when every silver table 
 1. **build_features**: point-in-time features (`gold/features/ds=…`) for every campaign send
    date up to `ds` and for `ds` itself (the scoring date): for a date t only data before t.
 2. **build_training_set**: campaign outcomes joined to the features of their send date, split
-   into fit and held-out rows by a stable hash (`gold/training_set/ds=…`).
+   into fit and held-out rows by a stable hash (`gold/training_set/ds=…`), and every order with
+   the features before it and the campaign it is attributed to (`gold/order_set/ds=…`).
 3. **train_xgboost** and **train_keras** in parallel: the XGBoost T-learner (tuned by a
    cross-validated search within `MSP_TUNING_BUDGET_S`, each trial an MLflow child run) and the
-   Keras multi-head network; each logs metrics, plots, the data profile and lineage to MLflow,
-   registers a version and points `@challenger` at it.
-4. **evaluate_and_promote**: each challenger becomes `@champion` only if its doubly robust policy
-   value on the held-out rows beats the champion's by `MSP_PROMOTION_MARGIN`; the first version
-   is promoted; the decision and its reason are tagged on the version and the run.
+   Keras multi-head network; each fits the order-value model, calibrates and shrinks its effects on
+   the held-out rows, keeps the better of its direct and hurdle revenue (off-policy profit), logs
+   metrics, plots, the data profile and lineage to MLflow, registers a version and points
+   `@challenger` at it.
+4. **train_fusion**: a blend of the two challengers' effects, registered as a third family.
+5. **evaluate_and_promote**: each challenger becomes `@champion` only if the held-out profit
+   (doubly robust) of the policy it induces beats the champion's by `MSP_PROMOTION_MARGIN`; the
+   first version is promoted; then the best family champion is copied into the served model
+   `msp_uplift` when it beats what serves. Decisions and reasons are tagged on versions and runs.
 
 **Params**: `ds` (default: the `ds` that the triggering silver asset events carry, else the logical
 date, else today), `xgb_params` / `keras_params` (JSON objects overriding model parameters), `tune`
@@ -35,7 +40,7 @@ SILVER = [Asset(name=f"msp.silver.{t}", uri=f"msp://lake/silver/{t}", group="msp
 FEATURES = Asset(name="msp.gold.features", uri="msp://lake/gold/features", group="msp-gold")
 MODELS = {
     kind: Asset(name=f"msp.model.{kind}", uri=f"msp://mlflow/models/{kind}", group="msp-models")
-    for kind in ("xgboost", "keras")
+    for kind in ("xgboost", "keras", "fusion")
 }
 RUN_DATE = "{{ ti.xcom_pull(task_ids='resolve_date') }}"
 CHAMPION = Asset(name="msp.model.champion", uri="msp://mlflow/models/champion", group="msp-models")
@@ -110,6 +115,15 @@ def marketing_train() -> None:
         params = context["params"]
         return train_task("keras", run_date, params.get("keras_params"), False)
 
+    @task(outlets=[MODELS["fusion"]])
+    def train_fusion(run_date: str, **context) -> dict:
+        """Blend of the XGBoost and Keras challengers' effects: evaluate, register @challenger."""
+        from jobs.pipeline.tasks import stamp_outlets
+        from jobs.training.tasks import train_task
+
+        stamp_outlets(context, run_date)
+        return train_task("fusion", run_date)
+
     @task(outlets=[CHAMPION])
     def evaluate_and_promote(run_date: str, **context) -> dict:
         """Challenger vs champion on the same held-out rows; move @champion when the challenger wins."""
@@ -129,7 +143,8 @@ def marketing_train() -> None:
     )
     run_date >> [features, training_set]
     features >> training_set
-    training_set >> [train_xgboost(run_date), train_keras(run_date)] >> evaluate_and_promote(run_date)
+    families = [train_xgboost(run_date), train_keras(run_date)]
+    training_set >> families >> train_fusion(run_date) >> evaluate_and_promote(run_date)
 
 
 marketing_train()

@@ -110,7 +110,7 @@ def _train(settings: Settings, report: DemoReport) -> None:
 
     from jobs.airflow_local import dags_test, failed_tasks
     from jobs.simulator.config import SimConfig
-    from jobs.training.train import KINDS, configure_mlflow, model_name
+    from jobs.training.train import KINDS, SERVED, configure_mlflow, model_name
 
     ds = SimConfig(customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS).end.isoformat()
     run = dags_test(settings, "marketing_train", ds, {"ds": ds})
@@ -122,22 +122,31 @@ def _train(settings: Settings, report: DemoReport) -> None:
     client = mlflow.MlflowClient()
     report.add(f"marketing_train (Airflow, training date {ds}): {run.state}")
     report.add(
-        f"  {'model':<20} {'version':>7} {'aliases':<20} {'AUC':>6} {'ECE':>7} {'Qini':>7} "
-        f"{'DR value [95% CI]':>24} {'best single':>11}"
+        f"  {'model':<20} {'version':>7} {'aliases':<20} {'revenue':<7} {'AUC':>6} {'ECE':>7} "
+        f"{'profit DR [95% CI]':>22} {'over control':>12}"
     )
     for kind in KINDS:
         name = model_name(settings, kind)
         latest = max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
         version = client.get_model_version(name, latest.version)
         m = client.get_run(version.run_id).data.metrics
-        interval = f"{m['policy_dr']:.2f} [{m['policy_dr_lo']:.2f}, {m['policy_dr_hi']:.2f}]"
+        interval = f"{m['policy_profit_dr']:.2f} [{m['policy_profit_dr_lo']:.2f}, {m['policy_profit_dr_hi']:.2f}]"
         report.add(
-            f"  {name:<20} {version.version:>7} {','.join(version.aliases) or '-':<20} {m['conv_auc']:>6.3f} "
-            f"{m['conv_ece']:>7.4f} {m['qini_mean']:>7.3f} {interval:>24} {m['best_single_dr']:>11.2f}"
+            f"  {name:<20} {version.version:>7} {','.join(version.aliases) or '-':<20} "
+            f"{version.tags.get('msp.revenue_mode', '-'):<7} {m['conv_auc']:>6.3f} {m['conv_ece']:>7.4f} "
+            f"{interval:>22} {m['policy_profit_gain_dr']:>+12.2f}"
         )
         report.add(f"    promotion: {version.tags.get('msp.promotion_reason', 'not evaluated')}")
-    report.add("  DR value: doubly robust estimate of net revenue per customer in the attribution window under the")
-    report.add("  model's policy, on held-out campaign rows; best single = the best one strategy for everyone.")
+    served = model_name(settings, SERVED)
+    champion = client.get_model_version_by_alias(served, "champion")
+    report.add(
+        f"  {served} v{champion.version} @champion serves {champion.tags.get('msp.source', '?')} "
+        f"(scoring loads it): {champion.tags.get('msp.promotion_reason', '')}"
+    )
+    report.add("  profit DR: doubly robust estimate, on held-out campaign rows, of the profit per customer of the")
+    report.add("  policy the nightly optimiser would run with the model (catalogue costs, budget, caps); over control:")
+    report.add("  its gain over contacting nobody. revenue: direct (the family's revenue model) or hurdle")
+    report.add("  (calibrated conversion x order value learned from every order x (1 - discount)).")
     report.add(f"  MLflow store   {settings.resolved_mlflow_tracking_uri} (experiment {settings.mlflow_experiment})")
     report.add(
         "  MLflow UI      make ui  (or: .venv/bin/mlflow ui --backend-store-uri "

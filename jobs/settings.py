@@ -112,7 +112,10 @@ class Settings(BaseSettings):
         28, ge=0, le=365, description="marketing_evaluate re-evaluates runs whose window closed this many days back."
     )
     # Scoring (issue 5)
-    scoring_model: str = Field("xgboost", description="Model family whose @champion scores (xgboost or keras).")
+    scoring_model: Literal["policy", "xgboost", "keras", "fusion"] = Field(
+        "policy",
+        description="Whose @champion scores: policy (the served <prefix>, the best family's champion), or a family.",
+    )
     strategy_catalogue: Path | None = Field(None, description="Strategy catalogue YAML (default: the shipped one).")
     scoring_driver_memory: str = Field(
         "2g",

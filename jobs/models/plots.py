@@ -211,3 +211,40 @@ def learning_curves_figure(history: Mapping[str, Sequence[float]], title: str = 
     axes[-1].set_xlabel("epoch")
     _title(axes[0], title, None)
     return figure
+
+
+def uplift_calibration_figure(
+    tables: Mapping[str, Sequence[Mapping[str, float]]], title: str = "Uplift calibration (held out)"
+) -> Figure:
+    """Per strategy: realised uplift (with 95% bars) against predicted uplift, before and after calibration.
+
+    ``tables`` maps a strategy to the decile rows of :func:`jobs.models.calibration.calibration_table`.
+    Points on the diagonal are calibrated; a flat cloud is an effect the data cannot tell from noise.
+    """
+    names = list(tables)
+    figure = _figure(4.0 * max(1, len(names)), 4.0)
+    if not names:
+        _note(figure.add_subplot(), "no strategy with held-out rows of both arms")
+        return figure
+    axes = figure.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names, strict=True):
+        rows = tables[name]
+        if not rows:
+            _note(ax, "too few held-out rows")
+            _title(ax, name, "no groups")
+            continue
+        realised = np.array([r["realised"] for r in rows])
+        err = 1.96 * np.array([r["realised_se"] for r in rows])
+        before = np.array([r["predicted_before"] for r in rows])
+        after = np.array([r["predicted_after"] for r in rows])
+        lo = float(min(before.min(), after.min(), (realised - err).min()))
+        hi = float(max(before.max(), after.max(), (realised + err).max()))
+        ax.plot([lo, hi], [lo, hi], linestyle="--", color="grey", label="calibrated")
+        ax.errorbar(before, realised, yerr=err, fmt="o", alpha=0.6, label="model")
+        ax.errorbar(after, realised, yerr=err, fmt="s", alpha=0.8, label="calibrated, shrunk")
+        ax.set_xlabel("predicted uplift (decile mean)")
+        ax.set_ylabel("realised uplift (IPW)")
+        ax.legend(loc="best", fontsize="small")
+        _title(ax, name, None)
+    figure.suptitle(title)
+    return figure

@@ -444,3 +444,191 @@ class XGBUpliftTLearner(BaseEstimator):
     def _check_fitted(self) -> None:
         if not hasattr(self, "boosters_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit first")
+
+
+class XGBDRLearner(BaseEstimator):
+    """DR-learner: effects regressed on doubly robust pseudo-outcomes, where logged propensities are known.
+
+    Stage 1 cross-fits (``folds``) a conversion T-learner (``XGBUpliftTLearner`` with
+    ``learner_params``) so that every training row has out-of-fold predictions ``mu_s(x)`` under
+    every strategy. For strategy s against the control the pseudo-outcome of a row logged with
+    strategy a and propensity e is
+
+        phi_s = mu_s - mu_0 + 1[a = s] (y - mu_s) / e - 1[a = 0] (y - mu_0) / e
+
+    (weights clipped at ``max_weight``), whose expectation given x is the conversion uplift of s
+    whatever the logging policy, as long as e is right: so the platform's own nights (model,
+    holdout and exploration rows with their recorded propensities) count beside the designed
+    campaigns. Stage 2 fits one shallow, regularised XGBoost regression of ``phi_s`` on x per
+    strategy, with early stopping on a validation split. ``predict(X)`` is the control's
+    probability from ``base`` (the family's T-learner fitted on all rows) plus each strategy's
+    regressed uplift, clipped to [1e-4, 1 - 1e-4]; the calibration downstream decides how much of
+    its differences between customers to believe.
+    """
+
+    def __init__(
+        self,
+        learner_params: dict[str, Any] | None = None,
+        folds: int = 2,
+        max_weight: float = 50.0,
+        max_stage1_rows: int = 400_000,
+        n_estimators: int = 2000,
+        learning_rate: float = 0.03,
+        max_depth: int = 2,
+        min_child_weight: float = 200.0,
+        reg_lambda: float = 10.0,
+        subsample: float = 0.8,
+        early_stopping_rounds: int = 50,
+        validation_fraction: float = 0.2,
+        random_state: int = 0,
+    ) -> None:
+        self.learner_params = learner_params
+        self.folds = folds
+        self.max_weight = max_weight
+        self.max_stage1_rows = max_stage1_rows
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.subsample = subsample
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        treatment: Any,
+        propensity: Any,
+        base: XGBUpliftTLearner,
+        feature_names: Sequence[str] | None = None,
+    ) -> XGBDRLearner:
+        import numpy as np
+        import xgboost as xgb
+
+        X = np.asarray(X, dtype="float32")
+        y = np.asarray(y, dtype="float64")
+        treatment = np.asarray(treatment).astype(str)
+        e = np.asarray(propensity, dtype="float64")
+        if np.any(~np.isfinite(e)) or np.any(e <= 0) or np.any(e > 1):
+            raise ValueError("propensity must lie in (0, 1]")
+        base._check_fitted()
+        self.base_ = base
+        self.strategies_ = tuple(base.strategies_)
+        self.feature_names_ = list(feature_names) if feature_names is not None else list(base.feature_names_)
+        params = {k: v for k, v in (self.learner_params or base.get_params()).items() if k != "strategies"}
+        params = {**params, "strategies": self.strategies_, "engine": "local"}
+        rng = np.random.default_rng(self.random_state)
+        rows = np.arange(len(y))
+        if len(rows) > self.max_stage1_rows:  # the pseudo-outcomes need out-of-fold predictions, not all rows
+            rows = np.sort(rng.choice(rows, size=self.max_stage1_rows, replace=False))
+        fold = rng.integers(0, self.folds, size=len(rows))
+        mu = np.empty((len(rows), len(self.strategies_)))
+        for f in range(self.folds):
+            fit = rows[fold != f]
+            model = XGBUpliftTLearner(**params)
+            model.fit(X[fit], y[fit], treatment[fit], e[fit], feature_names=self.feature_names_)
+            mu[fold == f] = model.predict(X[rows[fold == f]])
+        index = {s: j for j, s in enumerate(self.strategies_)}
+        a = np.fromiter((index[v] for v in treatment[rows]), dtype=np.int64, count=len(rows))
+        w = np.minimum(1.0 / e[rows], self.max_weight)
+        yy, c = y[rows], self.strategies_.index(CONTROL)
+        self.boosters_: dict[str, Any] = {}
+        self.best_iteration_: dict[str, int] = {}
+        valid = rng.random(len(rows)) < self.validation_fraction
+        booster_params = {
+            "objective": "reg:squarederror",
+            "eta": self.learning_rate,
+            "max_depth": self.max_depth,
+            "min_child_weight": self.min_child_weight,
+            "lambda": self.reg_lambda,
+            "subsample": self.subsample,
+            "tree_method": "hist",
+            "seed": self.random_state,
+        }
+        for k, s in enumerate(self.strategies_):
+            if k == c:
+                continue
+            phi = mu[:, k] - mu[:, c] + (a == k) * w * (yy - mu[:, k]) - (a == c) * w * (yy - mu[:, c])
+            train = xgb.DMatrix(X[rows[~valid]], label=phi[~valid], feature_names=self.feature_names_)
+            check = xgb.DMatrix(X[rows[valid]], label=phi[valid], feature_names=self.feature_names_)
+            booster = xgb.train(
+                booster_params,
+                train,
+                num_boost_round=self.n_estimators,
+                evals=[(check, "valid")],
+                early_stopping_rounds=self.early_stopping_rounds,
+                verbose_eval=False,
+            )
+            self.boosters_[s] = booster
+            self.best_iteration_[s] = int(getattr(booster, "best_iteration", self.n_estimators - 1))
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """(n, K) conversion probability: the base's control probability plus each strategy's regressed uplift."""
+        import numpy as np
+        import xgboost as xgb
+
+        self._check_fitted()
+        X = np.asarray(X, dtype="float32")
+        control = self.base_.predict(X)[:, self.strategies_.index(CONTROL)]
+        data = xgb.DMatrix(X, feature_names=self.feature_names_)
+        out = np.repeat(control[:, None], len(self.strategies_), axis=1)
+        for j, s in enumerate(self.strategies_):
+            if s in self.boosters_:
+                uplift = self.boosters_[s].predict(data, iteration_range=(0, self.best_iteration_[s] + 1))
+                out[:, j] = control + uplift
+        return np.clip(out, 1e-4, 1 - 1e-4)
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """The base T-learner's (the effects' shallow regressions are not ranked)."""
+        return self.base_.feature_importances_
+
+    def save(self, path: str | Path) -> None:
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.base_.save(folder / "base")
+        for j, s in enumerate(self.strategies_):
+            if s in self.boosters_:
+                self.boosters_[s].save_model(str(folder / f"effect_{j}.ubj"))
+        meta = {
+            "learner": "dr",
+            "params": {**self.get_params(), "learner_params": None},
+            "strategies_": list(self.strategies_),
+            "feature_names_": self.feature_names_,
+            "best_iteration_": self.best_iteration_,
+        }
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> XGBDRLearner:
+        import xgboost as xgb
+
+        folder = Path(path)
+        meta = json.loads((folder / "meta.json").read_text())
+        model = cls(**meta["params"])
+        model.base_ = XGBUpliftTLearner.load(folder / "base")
+        model.strategies_ = tuple(meta["strategies_"])
+        model.feature_names_ = meta["feature_names_"]
+        model.best_iteration_ = {k: int(v) for k, v in meta["best_iteration_"].items()}
+        model.boosters_ = {}
+        for j, s in enumerate(model.strategies_):
+            if s in model.best_iteration_:
+                booster = xgb.Booster()
+                booster.load_model(str(folder / f"effect_{j}.ubj"))
+                model.boosters_[s] = booster
+        return model
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "boosters_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit first")
+
+
+def load_conversion(path: str | Path) -> XGBUpliftTLearner | XGBDRLearner:
+    """The conversion learner saved in ``path``: a T-learner, or a DR-learner (its meta says ``learner: dr``)."""
+    meta = json.loads((Path(path) / "meta.json").read_text())
+    return XGBDRLearner.load(path) if meta.get("learner") == "dr" else XGBUpliftTLearner.load(path)

@@ -31,12 +31,15 @@ def dataset_command(ds: DsOpt) -> None:
     from jobs.training.tasks import training_set_step
 
     counts = _run(training_set_step, get_settings(), ds)
-    typer.echo(f"training set {ds}: {counts['train']:,} fit rows, {counts['test']:,} held-out rows")
+    typer.echo(
+        f"training set {ds}: {counts['train']:,} fit rows, {counts['test']:,} held-out rows; "
+        f"order set: {counts['orders']:,} orders"
+    )
 
 
 @train_app.command("model")
 def model_command(
-    kind: Annotated[str, typer.Argument(help="xgboost or keras")],
+    kind: Annotated[str, typer.Argument(help="xgboost, keras, or fusion (blends their @challenger versions)")],
     ds: DsOpt,
     params: Annotated[str, typer.Option("--params", help="JSON object of parameter overrides.")] = "",
     tune: Annotated[bool | None, typer.Option("--tune/--no-tune", help="Hyperparameter search (XGBoost).")] = None,
@@ -44,15 +47,18 @@ def model_command(
     """Fit, evaluate, log to MLflow, register a version and point @challenger at it."""
     from jobs.settings import get_settings
     from jobs.training.tasks import parse_params
-    from jobs.training.train import train
+    from jobs.training.train import train, train_fusion
 
-    result = _run(lambda: train(get_settings(), kind, ds, parse_params(params), tune))
+    if kind == "fusion":
+        result = _run(lambda: train_fusion(get_settings(), ds))
+    else:
+        result = _run(lambda: train(get_settings(), kind, ds, parse_params(params), tune))
     typer.echo(json.dumps(result, indent=2, default=str))
 
 
 @train_app.command("promote")
 def promote_command(ds: DsOpt) -> None:
-    """Compare @challenger with @champion on the held-out rows of DS; promote when it wins."""
+    """Compare @challenger with @champion on the held-out rows of DS; promote when it wins; choose what serves."""
     from jobs.settings import get_settings
     from jobs.training.registry import evaluate_and_promote
 

@@ -4,6 +4,12 @@ A campaign sent on day d is joined to ``gold/features/ds=d`` (features from data
 d), so no row sees its own outcome. The split into fit and held-out rows is a stable hash of
 (campaign_id, customer_id): a row held out tonight is held out every night, which is what makes
 the champion and the challenger comparable on the same held-out data.
+
+The **order set** (``gold/order_set/ds=<ds>``) is what the order-value part of the hurdle model
+learns from: every silver order before ``ds`` with its customer's features as of the last feature
+date on or before the order's day (so built from data strictly before the order), its gross value
+(``amount``) and the strategy it is attributed to: that of the latest campaign send whose attribution
+window (``MSP_ATTRIBUTION_DAYS`` from the send) it fell in, ``no_action`` without one.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from jobs.settings import Settings
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
+
 
 log = logging.getLogger(__name__)
 OUTCOME_COLUMNS = ("campaign_id", "customer_id", "send_date", "strategy", "propensity", "is_holdout")
@@ -79,6 +86,89 @@ def build_training_set(spark: SparkSession, settings: Settings, ds: str) -> dict
     write_partitions(spark, frame.coalesce(1).withColumn("ds", F.lit(ds)), root, [ds])
     log.info("training set %s: %s", ds, counts)
     return {"train": counts.get("train", 0), "test": counts.get("test", 0)}
+
+
+def attribute_orders(
+    orders: DataFrame, campaign_log: DataFrame, features: DataFrame, attribution_days: int, control: str = "no_action"
+) -> DataFrame:
+    """Orders joined to their customer's latest features on or before the order day and their campaign.
+
+    ``features`` carries ``ds`` (its as-of date); an order on day t takes the features of the largest
+    ``ds <= t``, which use data strictly before ``ds`` 00:00; orders before the first feature date drop
+    out. Pure transform: no I/O (it reads the distinct feature dates, a small action).
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    dates = sorted({r["ds"] for r in features.select(F.col("ds").cast("string").alias("ds")).distinct().collect()})
+    if not dates:
+        raise PipelineError("no feature dates: build features first")
+    stamp = F.array(*[F.lit(d) for d in dates])
+    day = F.to_date("ts").cast("string")
+    orders = (
+        orders.select("order_id", "customer_id", "ts", F.col("amount").alias("order_value"), "discount")
+        .where(F.col("order_value") > 0)
+        .withColumn("_fdate", F.try_element_at(F.filter(stamp, lambda d: d <= day), F.lit(-1)))
+        .where(F.col("_fdate").isNotNull())
+    )
+    window = F.expr(f"INTERVAL {int(attribution_days)} DAYS")
+    w = Window.partitionBy("campaign_id", "customer_id").orderBy(F.col("updated_at").desc_nulls_last())
+    sends = (
+        campaign_log.withColumn("_rank", F.row_number().over(w))
+        .where("_rank = 1")
+        .select("customer_id", F.col("ts").alias("_sent"), F.col("strategy").alias("_strategy"))
+    )
+    attributed = (
+        orders.select("order_id", "customer_id", "ts")
+        .join(sends, "customer_id")
+        .where((F.col("_sent") <= F.col("ts")) & (F.col("ts") < F.col("_sent") + window))
+        .groupBy("order_id")
+        .agg(F.max_by("_strategy", "_sent").alias("strategy"))
+    )
+    feats = features.withColumn("_fdate", F.col("ds").cast("string")).drop("ds")
+    return (
+        orders.join(attributed, "order_id", "left")
+        .withColumn("strategy", F.coalesce(F.col("strategy"), F.lit(control)))
+        .join(feats, ["customer_id", "_fdate"], "inner")
+        .withColumnRenamed("_fdate", "feature_date")
+    )
+
+
+def build_order_set(spark: SparkSession, settings: Settings, ds: str) -> int:
+    """Replace ``gold/order_set/ds=<ds>`` with every order before ``ds`` (see the module docstring); its rows."""
+    from pyspark.sql import functions as F
+
+    ds = check_ds(ds)
+    orders = read_upto(spark, layer_path(settings, "silver", "orders"), ds)
+    log_frame = read_upto(spark, layer_path(settings, "silver", "campaign_log"), ds)
+    features = read_upto(spark, layer_path(settings, "gold", "features"), ds)
+    if orders is None or features is None:
+        raise PipelineError("silver orders and gold features are needed for the order set: run ingest and features")
+    if log_frame is None:  # a shop that never ran a campaign: every order is a control order
+        schema = "campaign_id string, customer_id string, ts timestamp, strategy string, updated_at timestamp"
+        log_frame = spark.createDataFrame([], schema)
+    before = orders.where(F.col("ts") < F.lit(f"{ds}T00:00:00Z").cast("timestamp"))
+    frame = attribute_orders(before, log_frame, features, settings.attribution_days).persist()
+    try:
+        rows = frame.count()
+        if rows == 0:
+            raise PipelineError(f"no order before {ds} has features: nothing to learn order values from")
+        root = layer_path(settings, "gold", "order_set")
+        write_partitions(spark, frame.coalesce(1).withColumn("ds", F.lit(ds)), root, [ds], rows={ds: rows})
+    finally:
+        frame.unpersist()
+    log.info("order set %s: %d orders", ds, rows)
+    return rows
+
+
+def load_order_set(settings: Settings, ds: str) -> pd.DataFrame:
+    """The written order set as pandas (one row per order)."""
+    import pandas as pd
+
+    path = partition_path(settings, "gold", "order_set", check_ds(ds))
+    if not path.is_dir():
+        raise PipelineError(f"{path} does not exist: build the training set first (msp train dataset --ds {ds})")
+    return pd.read_parquet(path).sort_values("order_id").reset_index(drop=True)
 
 
 def training_set_path(settings: Settings, ds: str) -> Path:

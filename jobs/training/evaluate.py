@@ -10,7 +10,11 @@ Everything here is computed from the held-out rows and the model's two (n, K) pr
   pooled over strategies: the model-error term of marketing_evaluate's predicted intervals);
 - the induced policy (the strategy with the highest expected net revenue) valued off-policy with
   IPS, SNIPS and doubly robust estimators, with bootstrap intervals, next to each single strategy
-  given to everyone (DR) and the logging policy itself.
+  given to everyone (DR) and the logging policy itself;
+- the **catalogue policy** (what the nightly optimiser would decide: incremental profit, costs,
+  budget, caps, eligibility) valued off-policy in profit per customer (``policy_profit_*``): what the
+  champion gate compares, with one outcome model shared by every candidate so that none grades itself
+  (:func:`reference_outcome`: the candidate whose predictions fit the held-out profits best).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from jobs.models.frame import CONTROL
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+    from jobs.scoring.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
 #: held-out variance of the model's group-average uplift error (see jobs.models.metrics.uplift_error_variance)
@@ -76,6 +82,103 @@ def policy_values(
     out["logged_value"] = float(r.mean())
     for j, s in enumerate(strategies):
         out[f"policy_share__{s}"] = float(np.mean(pi == j))
+    return out
+
+
+def catalogue_frame(
+    catalogue: Catalogue, strategies: tuple[str, ...], p: np.ndarray, rev: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model predictions in the catalogue's strategy order: (p, rev, expected profit), each (n, K)."""
+    import numpy as np
+
+    pc = catalogue.take_columns(p, strategies)
+    rc = catalogue.take_columns(rev, strategies)
+    return pc, rc, catalogue.expected_profit(np.clip(pc, 0.0, 1.0), rc)
+
+
+def reference_outcome(test: pd.DataFrame, profits: list[np.ndarray], catalogue: Catalogue) -> int:
+    """Which of several expected-profit predictions (n, K) is the doubly robust estimators' outcome model.
+
+    The one that predicts the held-out rows' realised profit of their logged strategy best (least
+    squared error): the outcome model does not bias a DR estimate, whatever it is, but a poor one
+    makes it noisy, and comparing policies is a comparison of noisy estimates. The same one serves
+    every policy compared, so no policy is graded by its own model.
+    """
+    import numpy as np
+
+    a, r = realised_profit(test, catalogue)
+    known = a >= 0
+    rows = np.flatnonzero(known)
+    errors = [float(np.mean((q[rows, a[rows]] - r[rows]) ** 2)) if rows.size else 0.0 for q in profits]
+    return int(np.argmin(errors))
+
+
+def catalogue_policy(
+    test: pd.DataFrame, profit: np.ndarray, cost: np.ndarray, catalogue: Catalogue, budget_per_customer: float
+) -> np.ndarray:
+    """The strategy (catalogue column) the nightly optimiser would give each held-out row.
+
+    The same knapsack as scoring (eligibility from the rows' features, caps, the objective with
+    ``min_roi``), with the run's budget per customer times the held-out rows; no holdout or exploration.
+    """
+    from jobs.scoring.optimiser import optimise
+
+    n = len(test)
+    value = profit - profit[:, [catalogue.control_index]]
+    budget = budget_per_customer * n if math.isfinite(budget_per_customer) else math.inf
+    eligible = catalogue.eligibility_mask(test)
+    return optimise(catalogue.objective(value, cost), cost, eligible, budget, catalogue.caps_for(n), control=0).choice
+
+
+def realised_profit(test: pd.DataFrame, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+    """Per held-out row: the logged strategy's catalogue column (-1 if not in the catalogue) and its
+    realised profit: margin x net revenue - contact cost - fulfilment cost if converted."""
+    import numpy as np
+
+    index = {s: j for j, s in enumerate(catalogue.names)}
+    a = test["strategy"].map(lambda s: index.get(s, -1)).to_numpy(dtype=np.int64)
+    known = a >= 0
+    margin = catalogue.margin_rates()
+    contact = np.array([s.cost_per_contact for s in catalogue.strategies])
+    fulfil = np.array([s.fulfilment_cost_per_order for s in catalogue.strategies])
+    revenue = test["revenue"].to_numpy(dtype="float64")
+    converted = test["converted"].to_numpy(dtype="float64")
+    r = np.zeros(len(test))
+    r[known] = margin[a[known]] * revenue[known] - contact[a[known]] - fulfil[a[known]] * converted[known]
+    return a, r
+
+
+def profit_policy_values(
+    test: pd.DataFrame,
+    policy: np.ndarray,
+    q_ref: np.ndarray,
+    catalogue: Catalogue,
+    n_boot: int = 200,
+    seed: int = 0,
+    prefix: str = "policy_profit",
+) -> dict[str, float]:
+    """Off-policy profit per customer of the catalogue policy ``policy`` on held-out rows (IPS, SNIPS, DR
+    with ``q_ref`` as the outcome model, bootstrap bounds), its DR gain over the control, and its mix.
+
+    Rows whose logged strategy is not in the catalogue never match the policy (their DR term is q_ref's).
+    """
+    import numpy as np
+
+    from jobs.models.metrics import policy_value, policy_value_ci
+
+    a, r = realised_profit(test, catalogue)
+    p = test["propensity"].to_numpy(dtype="float64")
+    known = a >= 0
+    # a strategy outside the catalogue is given an index no policy chooses, with a zero outcome-model term
+    q = np.hstack([q_ref, np.zeros((len(q_ref), 1))])
+    a_ext = np.where(known, a, q_ref.shape[1])
+    r_ext = np.where(known, r, 0.0)
+    values = policy_value_ci(r_ext, a_ext, p, policy, q, n_boot=n_boot, random_state=seed)
+    out = {f"{prefix}_{k}": v for k, v in values.items() if k != "match_rate"}
+    control = policy_value(r_ext, a_ext, p, np.full(len(r), catalogue.control_index), q)["dr"]
+    out[f"{prefix}_gain_dr"] = out[f"{prefix}_dr"] - control
+    for j, s in enumerate(catalogue.names):
+        out[f"{prefix}_share__{s}"] = float(np.mean(policy == j))
     return out
 
 
@@ -206,4 +309,55 @@ def truth_report(
     out["true_control_value"] = float(base)
     oracle_gain = value["oracle"] - base
     out["true_incremental_ratio"] = (value["policy"] - base) / oracle_gain if oracle_gain > 0 else math.nan
+    return out
+
+
+def truth_policy_report(
+    test: pd.DataFrame,
+    truth: pd.DataFrame,
+    p: np.ndarray,
+    rev: np.ndarray,
+    strategies: tuple[str, ...],
+    catalogue: Catalogue,
+    per_customer: float,
+) -> dict[str, float]:
+    """Against simulator truth, on held-out rows: the true incremental profit per customer of the catalogue
+    policy the model induces, of the oracle (the same knapsack on the truth) and of the best single
+    strategy given to randomly chosen eligible rows within the same budget (for tests and benchmarks)."""
+    import numpy as np
+
+    keys = list(zip(test["send_date"].astype(str), test["customer_id"].astype(str), strict=True))
+    wide = truth.assign(campaign_date=truth["campaign_date"].astype(str).str[:10]).pivot_table(
+        index=["campaign_date", "customer_id"], columns="strategy", values=["p_convert", "expected_revenue"]
+    )
+    names = list(catalogue.names)
+    true_p = wide["p_convert"].reindex(keys)[names].to_numpy()
+    true_r = wide["expected_revenue"].reindex(keys)[names].to_numpy()
+    if np.isnan(true_p).any():
+        raise ValueError("truth lacks some held-out (send_date, customer_id) rows")
+    value = catalogue.incremental_profit(true_p, true_r)
+    true_cost = catalogue.expected_cost(true_p, true_r)
+    rows = np.arange(len(test))
+    pc, rc, profit = catalogue_frame(catalogue, strategies, p, rev)
+    policy = catalogue_policy(test, profit, catalogue.expected_cost(np.clip(pc, 0, 1), rc), catalogue, per_customer)
+    oracle = catalogue_policy(test, value, true_cost, catalogue, per_customer)
+    eligible = catalogue.eligibility_mask(test)
+    budget = per_customer * len(test) if math.isfinite(per_customer) else math.inf
+    caps = catalogue.caps_for(len(test))
+    rng = np.random.default_rng(0)
+    singles = {}
+    for k, name in enumerate(names):
+        if k == catalogue.control_index:
+            continue
+        order = rng.permutation(np.flatnonzero(eligible[:, k]))
+        take = order[: min(int(np.searchsorted(np.cumsum(true_cost[order, k]), budget, side="right")), caps[k])]
+        singles[name] = float(value[take, k].sum()) / len(test)
+    out = {
+        "true_policy_profit": float(value[rows, policy].mean()),
+        "true_oracle_profit": float(value[rows, oracle].mean()),
+        "true_best_single_profit": max(singles.values()),
+        "true_best_single": max(singles, key=lambda s: singles[s]),
+    }
+    out["true_policy_to_oracle"] = out["true_policy_profit"] / out["true_oracle_profit"]
+    out["true_policy_to_best_single"] = out["true_policy_profit"] / out["true_best_single_profit"]
     return out

@@ -33,10 +33,13 @@ def features_step(settings: Settings, ds: str, dates: list[str] | None = None) -
 
 
 def training_set_step(settings: Settings, ds: str) -> dict[str, int]:
+    """gold/training_set (campaign outcomes x features) and gold/order_set (every order x features) of ``ds``."""
     from jobs.spark import get_spark
-    from jobs.training.dataset import build_training_set
+    from jobs.training.dataset import build_order_set, build_training_set
 
-    return build_training_set(get_spark(settings, "msp-training-set"), settings, ds)
+    spark = get_spark(settings, "msp-training-set")
+    counts = build_training_set(spark, settings, ds)
+    return {**counts, "orders": build_order_set(spark, settings, ds)}
 
 
 def parse_params(value: Any) -> dict[str, Any]:
@@ -60,8 +63,10 @@ def build_training_set_task(ds: str) -> dict[str, int]:
 
 
 def train_task(kind: str, ds: str, params: Any = None, tune: bool | None = None) -> dict[str, Any]:
-    from jobs.training.train import train
+    from jobs.training.train import train, train_fusion
 
+    if kind == "fusion":
+        return fail_on_data_errors(train_fusion, get_settings(), ds)
     return fail_on_data_errors(train, get_settings(), kind, ds, parse_params(params), tune)
 
 

@@ -9,12 +9,19 @@
    ``settings.spark_master`` (the tuning trials always run locally: many small fits within a time
    budget gain nothing from a Spark job per booster);
    (Keras) fit the multi-head network with its masked, propensity-weighted loss;
-3. evaluate on the held-out rows (:mod:`jobs.training.evaluate`), log metrics, plots, the data
-   profile, the training data's lineage, learning curves and feature importance;
-4. log the model as an MLflow pyfunc with signature and input example, register it as
+3. fit the order-value model on every order (``gold/order_set``) and calibrate the conversion
+   effects on the held-out rows; judge the candidates "direct" (the family's revenue model) and
+   "hurdle" (calibrated conversion x order value x (1 - discount)) by the off-policy profit of the
+   catalogue policy each induces, and keep the better (:mod:`jobs.training.candidates`);
+4. evaluate on the held-out rows (:mod:`jobs.training.evaluate`), log metrics, plots (the uplift
+   calibration among them), the data profile, the training data's lineage, learning curves and
+   feature importance;
+5. log the model as an MLflow pyfunc with signature and input example, register it as
    ``<prefix>_<family>`` and point the alias ``challenger`` at the new version.
 
-Promotion to ``champion`` is a separate step (:mod:`jobs.training.registry`).
+``train_fusion`` blends the two families' challengers (their conversion logits, weight chosen the
+same way) into a third candidate, ``<prefix>_fusion``. Promotion to ``champion``, and the choice of
+the model that serves, is a separate step (:mod:`jobs.training.registry`).
 """
 
 from __future__ import annotations
@@ -38,7 +45,12 @@ if TYPE_CHECKING:
     from jobs.models.pyfunc import UpliftPredictor
 
 log = logging.getLogger(__name__)
-KINDS = ("xgboost", "keras")
+KINDS = ("xgboost", "keras", "fusion")
+#: families fitted from the training set (the fusion blends their challengers)
+FITTED_KINDS = ("xgboost", "keras")
+#: the blend weights on XGBoost the fusion tries
+#: (the first, an equal blend, is the default: another replaces it only when it wins with confidence)
+FUSION_WEIGHTS = (0.5, 0.0, 0.25, 0.75, 1.0)
 CHALLENGER, CHAMPION = "challenger", "champion"
 #: what the task returns and the demo prints
 SUMMARY_METRICS = (
@@ -50,6 +62,10 @@ SUMMARY_METRICS = (
     "policy_dr_lo",
     "policy_dr_hi",
     "best_single_dr",
+    "policy_profit_dr",
+    "policy_profit_dr_lo",
+    "policy_profit_dr_hi",
+    "policy_profit_gain_dr",
     "train_rows",
     "test_rows",
     "fit_seconds",
@@ -85,9 +101,16 @@ KERAS_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: the registered model scoring loads by default: the best family's champion, copied (jobs.training.registry)
+SERVED = "policy"
+
+
 def model_name(settings: Settings, kind: str) -> str:
+    """``<prefix>_<family>``; the served model (``policy``) is ``<prefix>`` itself."""
+    if kind == SERVED:
+        return settings.model_name_prefix
     if kind not in KINDS:
-        raise ValueError(f"unknown model family {kind!r}; expected one of {KINDS}")
+        raise ValueError(f"unknown model family {kind!r}; expected one of {(*KINDS, SERVED)}")
     return f"{settings.model_name_prefix}_{kind}"
 
 
@@ -184,6 +207,9 @@ def importance(predictor: UpliftPredictor, prep: Prepared, rows: int = 3000, see
     names = prep.spec.matrix_columns
     if predictor.kind == "xgboost":
         return dict(zip(names, predictor.conversion.feature_importances_.tolist(), strict=True))
+    if predictor.kind == "fusion":  # the blend's XGBoost part stands for it (a permutation pass would predict twice)
+        gains = predictor.components["xgboost"].conversion.feature_importances_
+        return dict(zip(predictor.components["xgboost"].spec.matrix_columns, gains.tolist(), strict=True))
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(prep.flat_test), size=min(rows, len(prep.flat_test)), replace=False)
     sample = prep.flat_test.iloc[idx].reset_index(drop=True)
@@ -212,38 +238,23 @@ def train(
 ) -> dict[str, Any]:
     """Fit, evaluate, log and register one family; returns run id, version and key metrics."""
     import mlflow
-    import mlflow.data
-    from mlflow.models import infer_signature
 
-    from jobs.models.plots import importance_figure, learning_curves_figure
-    from jobs.models.pyfunc import UpliftPyfunc
-    from jobs.training.evaluate import evaluate
-    from jobs.training.profile import profile
+    from jobs.models.plots import learning_curves_figure
+    from jobs.training.candidates import hurdle_candidates
+    from jobs.training.dataset import load_order_set
 
+    if kind not in FITTED_KINDS:
+        raise ValueError(f"train fits {FITTED_KINDS}; the fusion is train_fusion")
     name = model_name(settings, kind)
     prep = prepare(settings, ds)
+    orders = load_order_set(settings, ds)
     configure_mlflow(settings)
     overrides = dict(params or {})
     tune = (kind == "xgboost" and settings.tuning_budget_s > 0) if tune is None else tune
     started = time.perf_counter()
     close_interrupted_runs(settings, kind, ds)
     with mlflow.start_run(run_name=f"{kind}-{ds}") as run:
-        mlflow.set_tags({"msp.ds": ds, "msp.model_family": kind, "msp.registered_model": name, "msp.role": "training"})
-        source = str(training_set_path(settings, ds))
-        for part, frame in (("training", prep.train), ("evaluation", prep.test)):
-            dataset = mlflow.data.from_pandas(
-                frame.drop(columns=["category_affinity"], errors="ignore"),
-                source=source,
-                name=f"training_set-{ds}-{part}",
-                targets="converted",
-            )
-            mlflow.log_input(dataset, context=part)
-        texts, figs = profile(prep.frame, prep.spec.numeric)
-        for path, text in texts.items():
-            mlflow.log_text(text, path)
-        for path, fig in figs.items():
-            mlflow.log_figure(fig, path)
-
+        _log_inputs(prep, name, kind, ds, settings)
         if kind == "xgboost":
             final = {**XGB_DEFAULTS, **overrides}
             # where the final fit runs: settings, or a run's own override; never part of the tuning
@@ -288,60 +299,198 @@ def train(
             mlflow.log_figure(learning_curves_figure(history, "Keras learning curves"), "plots/learning_curves.png")
             net = predictor.conversion
             mlflow.log_metrics({"epochs": net.n_epochs_, "best_epoch": net.best_epoch_})
+        predictor, chosen, _, extra, figures = hurdle_candidates(settings, prep, predictor, orders)
         fit_seconds = time.perf_counter() - fit_started
+        out = _evaluate_log_register(settings, kind, ds, prep, predictor, chosen, extra, figures, fit_seconds)
+    return _summary(kind, name, run, out, started)
 
-        conv, rev = predictor.predict(prep.flat_test)
-        evaluation = evaluate(prep.test, conv, rev, predictor.strategies, settings.bootstrap_samples)
-        metrics = {**evaluation.metrics, "fit_seconds": fit_seconds, "train_rows": len(prep.train)}
-        metrics["test_rows"] = len(prep.test)
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        for path, fig in evaluation.figures.items():
-            mlflow.log_figure(fig, path)
-        imp = importance(predictor, prep)
-        mlflow.log_dict(dict(sorted(imp.items(), key=lambda kv: -kv[1])), "feature_importance.json")
-        fig = importance_figure(list(imp), list(imp.values()), f"Feature importance ({kind})")
-        mlflow.log_figure(fig, "plots/feature_importance.png")
 
-        sample = prep.flat_test.head(200)
-        signature = infer_signature(sample, predictor.predict_frame(sample).reset_index(drop=True))
-        with tempfile.TemporaryDirectory(prefix="msp-model-") as tmp:
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=UpliftPyfunc(),
-                artifacts=predictor.save(Path(tmp) / "artifacts"),
-                signature=signature,
-                input_example=prep.flat_test.head(5),
-                registered_model_name=name,
-                pip_requirements=_requirements(kind),
-            )
-        version = str(info.registered_model_version)
-        fault_point(MLFLOW_AFTER_REGISTER)
-        client = mlflow.MlflowClient()
-        client.set_registered_model_alias(name, CHALLENGER, version)
-        client.set_model_version_tag(name, version, "msp.ds", ds)
-        client.set_model_version_tag(name, version, "msp.policy_dr", f"{metrics['policy_dr']:.6f}")
-        client.update_registered_model(
-            name,
-            description=f"{kind} multi-treatment uplift model of the Marketing Strategy Platform: p_convert and "
-            "expected net revenue per strategy. Scoring loads the alias @champion.",
+def train_fusion(settings: Settings, ds: str) -> dict[str, Any]:
+    """Blend the XGBoost and Keras challengers' conversion logits; register ``<prefix>_fusion`` @challenger.
+
+    The blend weight on XGBoost is chosen among :data:`FUSION_WEIGHTS` like the candidates of a
+    family (cross-fitted calibration, off-policy profit of the induced catalogue policy); the blend
+    is then calibrated on all held-out rows and priced with the XGBoost challenger's order-value model.
+    """
+    import mlflow
+
+    from jobs.models.pyfunc import UpliftPredictor
+    from jobs.training.candidates import (
+        Candidate,
+        budget_per_customer,
+        calibration_figures,
+        catalogue_for,
+        cross_fitted,
+        discounts_for,
+        fit_calibrator,
+        judge,
+    )
+
+    name = model_name(settings, "fusion")
+    prep = prepare(settings, ds)
+    configure_mlflow(settings)
+    started = time.perf_counter()
+    close_interrupted_runs(settings, "fusion", ds)
+    components = {kind: load_registered(settings, kind, CHALLENGER) for kind in FITTED_KINDS}
+    with mlflow.start_run(run_name=f"fusion-{ds}") as run:
+        _log_inputs(prep, name, "fusion", ds, settings)
+        versions = {k: v for k, (_, v) in components.items()}
+        mlflow.log_params({f"component_{k}": f"{model_name(settings, k)}/{v}" for k, v in versions.items()})
+        parts = {k: p for k, (p, _) in components.items()}
+        fit_started = time.perf_counter()
+        catalogue = catalogue_for(settings)
+        template = UpliftPredictor(
+            "fusion",
+            parts["xgboost"].spec,
+            order_value=parts["xgboost"].order_value,
+            discounts=discounts_for(catalogue, parts["xgboost"].strategies),
+            revenue_mode="hurdle",
+            components=parts,
         )
-        mlflow.set_tag("msp.model_version", version)
+        strategies = template.strategies
+        raws = {k: parts[k].raw_conversion(prep.flat_test) for k in FITTED_KINDS}
+        candidates, raw_by_name = [], {}
+        for w in FUSION_WEIGHTS:
+            template.weight = w
+            raw = template.raw_conversion(prep.flat_test)
+            p_cv = cross_fitted(raw, prep.test, strategies)
+            label = f"w{w:g}"
+            raw_by_name[label] = (w, raw)
+            candidates.append(Candidate(label, p_cv, template.hurdle(p_cv, prep.flat_test)))
+        per_customer = budget_per_customer(settings, catalogue, ds)
+        best = judge(candidates, prep.test, strategies, catalogue, per_customer, settings.bootstrap_samples)
+        weight, raw = raw_by_name[best.name]
+        template.weight = weight
+        template.calibrator = fit_calibrator(raw, prep.test, strategies)  # average effects (the default)
+        mlflow.log_param("fusion_weight_xgboost", weight)
+        extra: dict[str, float] = {**template.calibrator.summary(strategies), "fusion_weight_xgboost": weight}
+        extra["budget_per_customer"] = per_customer
+        for c in candidates:
+            extra[f"candidate_policy_profit_dr__{c.name}"] = c.metrics["policy_profit_dr"]
+        extra.update(best.metrics)
+        del raws
+        figures = calibration_figures(raw, best.p, prep.test, strategies)
+        fit_seconds = time.perf_counter() - fit_started
+        out = _evaluate_log_register(settings, "fusion", ds, prep, template, best, extra, figures, fit_seconds)
+    return _summary("fusion", name, run, out, started)
+
+
+def load_registered(settings: Settings, kind: str, alias: str) -> tuple[UpliftPredictor, str]:
+    """The predictor behind ``models:/<prefix>_<kind>@<alias>`` and its version."""
+    import mlflow
+
+    from jobs.models.pyfunc import UpliftPredictor
+
+    name = model_name(settings, kind)
+    version = mlflow.MlflowClient().get_model_version_by_alias(name, alias)
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}"))
+    return UpliftPredictor.load_folder(local / "artifacts"), str(version.version)
+
+
+def _log_inputs(prep: Prepared, name: str, kind: str, ds: str, settings: Settings) -> None:
+    """Tags, the training data's lineage (mlflow.data) and its profile."""
+    import mlflow
+    import mlflow.data
+
+    from jobs.training.profile import profile
+
+    mlflow.set_tags({"msp.ds": ds, "msp.model_family": kind, "msp.registered_model": name, "msp.role": "training"})
+    source = str(training_set_path(settings, ds))
+    for part, frame in (("training", prep.train), ("evaluation", prep.test)):
+        dataset = mlflow.data.from_pandas(
+            frame.drop(columns=["category_affinity", "strategy_received", "strategy_converted"], errors="ignore"),
+            source=source,
+            name=f"training_set-{ds}-{part}",
+            targets="converted",
+        )
+        mlflow.log_input(dataset, context=part)
+    texts, figs = profile(prep.frame, prep.spec.numeric)
+    for path, text in texts.items():
+        mlflow.log_text(text, path)
+    for path, fig in figs.items():
+        mlflow.log_figure(fig, path)
+
+
+def _evaluate_log_register(
+    settings: Settings,
+    kind: str,
+    ds: str,
+    prep: Prepared,
+    predictor: UpliftPredictor,
+    chosen: Any,
+    extra: dict[str, float],
+    extra_figures: dict[str, Any],
+    fit_seconds: float,
+) -> dict[str, Any]:
+    """Held-out metrics of the chosen candidate, plots, importance, the model and its registration."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from jobs.models.plots import importance_figure
+    from jobs.models.pyfunc import UpliftPyfunc
+    from jobs.training.evaluate import evaluate
+
+    name = model_name(settings, kind)
+    evaluation = evaluate(prep.test, chosen.p, chosen.revenue, predictor.strategies, settings.bootstrap_samples)
+    metrics = {**evaluation.metrics, **extra, "fit_seconds": fit_seconds, "train_rows": len(prep.train)}
+    metrics["test_rows"] = len(prep.test)
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+    mlflow.log_param("revenue_mode", predictor.revenue_mode)
+    mlflow.set_tag("msp.revenue_mode", predictor.revenue_mode)
+    for path, fig in {**evaluation.figures, **extra_figures}.items():
+        mlflow.log_figure(fig, path)
+    imp = importance(predictor, prep)
+    mlflow.log_dict(dict(sorted(imp.items(), key=lambda kv: -kv[1])), "feature_importance.json")
+    fig = importance_figure(list(imp), list(imp.values()), f"Feature importance ({kind})")
+    mlflow.log_figure(fig, "plots/feature_importance.png")
+
+    sample = prep.flat_test.head(200)
+    signature = infer_signature(sample, predictor.predict_frame(sample).reset_index(drop=True))
+    with tempfile.TemporaryDirectory(prefix="msp-model-") as tmp:
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=UpliftPyfunc(),
+            artifacts=predictor.save(Path(tmp) / "artifacts"),
+            signature=signature,
+            input_example=prep.flat_test.head(5),
+            registered_model_name=name,
+            pip_requirements=_requirements(kind),
+        )
+    version = str(info.registered_model_version)
+    fault_point(MLFLOW_AFTER_REGISTER)
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    client.set_model_version_tag(name, version, "msp.ds", ds)
+    client.set_model_version_tag(name, version, "msp.policy_dr", f"{metrics['policy_dr']:.6f}")
+    client.set_model_version_tag(name, version, "msp.policy_profit_dr", f"{metrics['policy_profit_dr']:.6f}")
+    client.set_model_version_tag(name, version, "msp.revenue_mode", predictor.revenue_mode)
+    client.set_model_version_tag(name, version, "msp.model_family", kind)
+    client.update_registered_model(
+        name,
+        description=f"{kind} multi-treatment uplift model of the Marketing Strategy Platform: p_convert and "
+        "expected net revenue per strategy. Scoring loads the alias @champion.",
+    )
+    mlflow.set_tag("msp.model_version", version)
+    return {"version": version, "metrics": metrics}
+
+
+def _summary(kind: str, name: str, run: Any, out: dict[str, Any], started: float) -> dict[str, Any]:
     seconds = time.perf_counter() - started
+    metrics = out["metrics"]
     log.info(
-        "%s %s v%s: AUC %.3f, Qini %.3f, DR policy value %.3f (best single %.3f) in %.0f s",
-        kind,
-        ds,
-        version,
+        "%s v%s: AUC %.3f, Qini %.3f, held-out profit per customer (DR) %.4f, revenue policy %.3f in %.0f s",
+        name,
+        out["version"],
         metrics["conv_auc"],
         metrics["qini_mean"],
+        metrics["policy_profit_dr"],
         metrics["policy_dr"],
-        metrics["best_single_dr"],
         seconds,
     )
     return {
         "kind": kind,
         "model_name": name,
-        "version": version,
+        "version": out["version"],
         "run_id": run.info.run_id,
         "seconds": seconds,
         "metrics": {k: metrics[k] for k in SUMMARY_METRICS},
@@ -386,6 +535,6 @@ def _requirements(kind: str) -> list[str]:
     from importlib.metadata import version
 
     packages = ["mlflow", "pandas", "numpy", "scikit-learn", "xgboost"]
-    if kind == "keras":
+    if kind in ("keras", "fusion"):
         packages += ["tensorflow-cpu", "keras"]
     return [f"{p}=={version(p)}" for p in packages]

@@ -45,7 +45,7 @@ DAYS, PRODUCTS = 60, 1_000
 QUICK_DAYS, QUICK_PRODUCTS = 30, 100
 EXPONENT_GOAL = 1.1
 #: sizes up to which the decision-quality figures include the (costly) feature ceiling and best single
-FULL_QUALITY_MAX = 100_000
+FULL_QUALITY_MAX = 1_000_000
 
 
 @dataclass
@@ -102,6 +102,7 @@ def stage_commands(stage: str, customers: int, days: int, products: int) -> list
             [msp, "train", "dataset", "--ds", ds],
             [msp, "train", "model", "xgboost", "--ds", ds],
             [msp, "train", "model", "keras", "--ds", ds],
+            [msp, "train", "model", "fusion", "--ds", ds],
             [msp, "train", "promote", "--ds", ds],
         ],
         "score": [[msp, "score", "--ds", ds]],
@@ -119,13 +120,18 @@ def stage_exponent(a: dict[str, Any], b: dict[str, Any], stage: str) -> float:
     )
 
 
-def decision_quality(home: Path, ds: str, full: bool) -> dict[str, Any]:
-    """Answer night ``ds`` with the simulator, then value the assignments against the truth."""
+def decision_quality(home: Path, ds: str, full: bool, answered: bool = False) -> dict[str, Any]:
+    """Answer night ``ds`` with the simulator (unless ``answered``), then value the assignments against the truth.
+
+    With ``full``: also the best single strategy, the feature ceiling (as chosen and randomised) and the
+    decomposition of the loss between the two parts of the served model (:func:`loss_decomposition`).
+    """
     from jobs.loop import answer
     from jobs.settings import Settings
 
     settings = Settings(home=home)
-    answer(settings, ds)
+    if not answered:
+        answer(settings, ds)
     import pandas as pd
 
     from jobs.pipeline.lake import partition_path
@@ -136,9 +142,10 @@ def decision_quality(home: Path, ds: str, full: bool) -> dict[str, Any]:
     features = pd.read_parquet(partition_path(settings, "gold", "features", ds))
     catalogue = load_catalogue(settings.strategy_catalogue)
     if full:
-        from tests.support.policy_truth import policy_against_truth
+        from tests.support.policy_truth import loss_decomposition, policy_against_truth
 
         figures = policy_against_truth(assignments, features, settings.truth, ds, catalogue)
+        figures.update(loss_decomposition(settings, assignments, features, ds, catalogue))
     else:
         figures = against_oracle(assignments, features, settings.truth, ds, catalogue)
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}

@@ -25,7 +25,8 @@ def test_assignments_in_duckdb_are_complete_and_recorded(scored: dict) -> None:
     assert set(frame["reason"]) == {"model", "explore", "holdout"}
     assert frame["propensity"].between(0, 1, inclusive="right").all()
     assert (frame.loc[frame["reason"] == "holdout", "strategy"] == "no_action").all()
-    assert set(frame["model_name"]) == {"msp_uplift_xgboost"} and set(frame["model_version"]) == {"1"}
+    # the served model: a copy of the best family champion (the first night: the default, XGBoost)
+    assert set(frame["model_name"]) == {"msp_uplift"} and set(frame["model_version"]) == {"1"}
     recs = frame["recommended_products"].notna()
     assert (frame.loc[recs, "strategy"] == "email_recommendations").all()
     assert recs.sum() == (frame["strategy"] == "email_recommendations").sum()

@@ -29,6 +29,7 @@ from jobs.settings import Settings
 from jobs.simulator.config import SimConfig
 from jobs.simulator.engine import simulate
 from jobs.stack import DATABASES, credentials, database_url, down, health, running_pid, stack_dir, up
+from jobs.training.train import model_name
 from tests.support.airflow_rest import AirflowRest
 from tests.support.postgres import POSTGRES_ADMIN_URL, ensure_postgres
 
@@ -214,7 +215,7 @@ def test_the_dag_chain_runs_on_the_stack(stack: Settings) -> None:
 
     # the registry, through MLflow's REST API: the champion was trained on the run date
     mlflow = f"http://{HOST}:{stack.stack_mlflow_port}/api/2.0/mlflow"
-    name = f"{stack.model_name_prefix}_{stack.scoring_model}"
+    name = model_name(stack, stack.scoring_model)
     champion = _mlflow_get(stack, f"{mlflow}/registered-models/alias?name={name}&alias=champion")["model_version"]
     run = _mlflow_get(stack, f"{mlflow}/runs/get?run_id={champion['run_id']}")["run"]
     assert {t["key"]: t["value"] for t in run["data"]["tags"]}["msp.ds"] == SHOP_END
@@ -318,7 +319,7 @@ def test_in_a_browser_the_uis_show_the_dags_a_successful_run_and_the_champion(st
     browser.save_screenshot(str(ARTIFACTS / "airflow-run.png"))
 
     # the model the chain's training registered and promoted, with its champion alias
-    name = f"{stack.model_name_prefix}_{stack.scoring_model}"
+    name = model_name(stack, stack.scoring_model)
     token = base64.b64encode(f"{creds.user}:{creds.password}".encode()).decode()
     browser.execute_cdp_cmd("Network.enable", {})
     browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})

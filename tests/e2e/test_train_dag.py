@@ -13,14 +13,20 @@ from tests.e2e.conftest import END
 from tests.support.worse_model import register_inverted
 
 
-def test_both_models_registered_with_aliases_and_full_run_records(trained: dict) -> None:
+def test_every_family_and_the_served_model_registered_with_aliases_and_full_run_records(trained: dict) -> None:
     settings = trained["settings"]
     assert aliases(settings) == {
         "msp_uplift_xgboost": {"champion": "1", "challenger": "1"},
         "msp_uplift_keras": {"champion": "1", "challenger": "1"},
+        "msp_uplift_fusion": {"champion": "1", "challenger": "1"},
+        "msp_uplift": {"champion": "1", "challenger": "1"},
     }
     client = mlflow.MlflowClient()
-    for kind in ("xgboost", "keras"):
+    served = client.get_model_version_by_alias("msp_uplift", "champion")
+    source = served.tags["msp.source"]  # the family champion it copies; first night: the default, XGBoost
+    assert source.startswith("msp_uplift_") and served.tags["msp.model_family"] in ("xgboost", "keras", "fusion")
+    assert served.tags["msp.promotion"] == "promoted" and "first served version" in served.tags["msp.promotion_reason"]
+    for kind in ("xgboost", "keras", "fusion"):
         version = client.get_model_version_by_alias(model_name(settings, kind), "champion")
         assert version.tags["msp.promotion"] == "promoted"
         assert "first version" in version.tags["msp.promotion_reason"]
@@ -45,12 +51,23 @@ def test_both_models_registered_with_aliases_and_full_run_records(trained: dict)
             "policy_dr",
             "policy_dr_lo",
             "policy_dr_hi",
+            "policy_profit_dr",
+            "policy_profit_dr_lo",
+            "policy_profit_dr_hi",
+            "policy_profit_gain_dr",
+            "calib_effect_used__coupon_20",
+            "calib_slope_used__coupon_20",
+            "uplift_error_var",
         ):
             assert metric in run.data.metrics, (kind, metric)
         assert 0.5 < run.data.metrics["conv_auc"] < 1.0
         assert run.data.metrics["policy_dr_lo"] <= run.data.metrics["policy_dr"] <= run.data.metrics["policy_dr_hi"]
+        profit = [run.data.metrics[f"policy_profit_dr{k}"] for k in ("_lo", "", "_hi")]
+        assert profit == sorted(profit)
+        assert run.data.params["revenue_mode"] in ("direct", "hurdle") and version.tags["msp.model_family"] == kind
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert {"plots/roc.png", "plots/pr.png", "plots/calibration.png", "plots/confusion.png"} <= artifacts
+        assert "plots/uplift_calibration.png" in artifacts
         assert "plots/qini_coupon_20.png" in artifacts and "plots/feature_importance.png" in artifacts
         profile = {a.path for a in client.list_artifacts(run.info.run_id, "profile")}
         assert {"profile/summary.csv", "profile/correlations.csv", "profile/distributions.png"} <= profile
@@ -70,23 +87,34 @@ def test_both_models_registered_with_aliases_and_full_run_records(trained: dict)
 
 
 def test_learned_policies_against_the_simulators_truth(trained: dict) -> None:
-    """The induced policy's true value is at least 80% of the oracle's; Spearman per strategy is reported."""
+    """On the held-out rows, the catalogue policy each registered model induces, valued by the truth.
+
+    Measured on this shop: every family and the served model beat the best single strategy given to
+    everyone within the budget, and make about 0.7 of the oracle (the same knapsack on the truth).
+    """
+    from jobs.training.candidates import budget_per_customer, catalogue_for
+    from jobs.training.evaluate import truth_policy_report
+
     settings = trained["settings"]
     prep = prepare(settings, END)
     truth = pd.read_parquet(settings.truth / "campaign_truth")
     truth = truth[truth["customer_id"].isin(set(prep.test["customer_id"]))]
-    for kind in ("xgboost", "keras"):
-        out = mlflow.pyfunc.load_model(f"models:/{model_name(settings, kind)}@champion").predict(prep.flat_test)
+    catalogue = catalogue_for(settings)
+    per_customer = budget_per_customer(settings, catalogue, END)
+    for name in ("msp_uplift_xgboost", "msp_uplift_keras", "msp_uplift_fusion", "msp_uplift"):
+        out = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(prep.flat_test)
         strategies = tuple(c.removeprefix("p_convert__") for c in out.columns if c.startswith("p_convert__"))
         conv = out[[f"p_convert__{s}" for s in strategies]].to_numpy()
         rev = out[[f"exp_revenue__{s}" for s in strategies]].to_numpy()
-        report = truth_report(prep.test, truth, conv, rev, strategies)
-        print(kind, {k: round(float(v), 4) for k, v in report.items()})  # the Spearman figures, in the test log
-        # XGBoost (the scoring family) meets the 80% of issue 4 with margin (0.84-0.91 over seeds); the
-        # Keras network scatters more across data sets and seeds (0.80-0.93): its floor here is lower
-        floor = 0.80 if kind == "xgboost" else 0.75
-        assert report["true_policy_ratio"] >= floor, (kind, report)
-        assert report["true_policy_value"] > report["true_control_value"], (kind, report)
+        report = truth_policy_report(prep.test, truth, conv, rev, strategies, catalogue, per_customer)
+        spearman = truth_report(prep.test, truth, conv, rev, strategies)
+        print(
+            name,
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in report.items()},
+            {k: round(float(v), 3) for k, v in spearman.items() if k.startswith("spearman")},
+        )
+        assert report["true_policy_profit"] > report["true_best_single_profit"], (name, report)
+        assert report["true_policy_to_oracle"] >= 0.6, (name, report)
 
 
 def test_a_worse_challenger_is_not_promoted_and_the_run_says_why(trained: dict) -> None:

@@ -158,6 +158,34 @@ def test_feature_spec_flattens_gold_rows_and_survives_json():
     pd.testing.assert_frame_equal(spec.flatten(flat), flat)
 
 
+def test_feature_spec_lays_out_the_response_maps_and_reads_older_specs():
+    gold = pd.DataFrame(
+        {
+            "recency": [1.0, 2.0],
+            "strategy_received": [[("coupon_10", 2.0)], [("email_recommendations", 1.0), ("coupon_10", 1.0)]],
+            "strategy_converted": [[("coupon_10", 1.0)], None],
+        }
+    )
+    spec = FeatureSpec.learn(gold, ["recency"], [], sequence=None)
+    assert spec.maps == {
+        "strategy_received": ["coupon_10", "email_recommendations"],
+        "strategy_converted": ["coupon_10"],
+    }
+    flat = spec.flatten(gold)
+    assert list(flat.columns) == [
+        "recency",
+        "strategy_received__coupon_10",
+        "strategy_received__email_recommendations",
+        "strategy_converted__coupon_10",
+    ]
+    np.testing.assert_allclose(spec.matrix(flat), [[1.0, 2.0, 0.0, 1.0], [2.0, 1.0, 1.0, 0.0]])
+    assert spec.matrix_columns == list(flat.columns)
+    # a spec written before the map inputs existed has none and still lays frames out
+    old = spec.to_json().replace('"maps"', '"_maps"')
+    legacy = {k: v for k, v in __import__("json").loads(old).items() if k != "_maps"}
+    assert FeatureSpec(**legacy).map_columns == []
+
+
 def test_promotion_rule():
     assert decide(10.2, 10.0, 0.01)[0] is True
     assert decide(10.05, 10.0, 0.01)[0] is False
