@@ -314,6 +314,7 @@ def train_fusion(settings: Settings, ds: str) -> dict[str, Any]:
     """
     import mlflow
 
+    from jobs.models.calibration import logit, sigmoid
     from jobs.models.pyfunc import UpliftPredictor
     from jobs.training.candidates import (
         Candidate,
@@ -348,11 +349,11 @@ def train_fusion(settings: Settings, ds: str) -> dict[str, Any]:
             components=parts,
         )
         strategies = template.strategies
-        raws = {k: parts[k].raw_conversion(prep.flat_test) for k in FITTED_KINDS}
+        # each component predicts the held-out rows once; the blends are mixtures of their logits
+        a, b = (logit(parts[k].raw_conversion(prep.flat_test)) for k in FITTED_KINDS)
         candidates, raw_by_name = [], {}
         for w in FUSION_WEIGHTS:
-            template.weight = w
-            raw = template.raw_conversion(prep.flat_test)
+            raw = sigmoid(w * a + (1.0 - w) * b)
             p_cv = cross_fitted(raw, prep.test, strategies)
             label = f"w{w:g}"
             raw_by_name[label] = (w, raw)
@@ -368,7 +369,6 @@ def train_fusion(settings: Settings, ds: str) -> dict[str, Any]:
         for c in candidates:
             extra[f"candidate_policy_profit_dr__{c.name}"] = c.metrics["policy_profit_dr"]
         extra.update(best.metrics)
-        del raws
         figures = calibration_figures(raw, best.p, prep.test, strategies)
         fit_seconds = time.perf_counter() - fit_started
         out = _evaluate_log_register(settings, "fusion", ds, prep, template, best, extra, figures, fit_seconds)

@@ -150,12 +150,13 @@ def inside_share(evaluated: dict) -> tuple[float, int]:
 def test_over_the_nights_the_realised_effects_lie_inside_the_predicted_intervals(evaluated: dict) -> None:
     """Issue 6's figure: the realised effect of (night, strategy, segment) cells inside the predicted 95% interval.
 
-    Measured 26 of 27 cells (96%): 14 of 14 on the night of the training date, 12 of 13 the night after a
-    campaign. The floor is 85%, not the issue's 90%: with about 27 cells, intervals that cover exactly 95%
-    miss 3 or more cells (below 90%) in 15% of runs, and 5 or more (below 85%) in about 1%.
+    Measured 20 of 20 cells (10 a night; 26 of 27 before the hurdle models, whose policy gives coupon_10
+    to about 200 customers, too few for most segments' cells). The floor is 85%, not the issue's 90%:
+    with 20-27 cells, intervals that cover exactly 95% miss 3 or more cells (below 90%) in 8-15% of runs,
+    and 4-5 or more (below 85%) in about 1-2%.
     """
     share, cells = inside_share(evaluated)
-    assert cells >= 12 * NIGHTS and share >= 0.85
+    assert cells >= 8 * NIGHTS and share >= 0.85
 
 
 def test_a_rerun_replaces_the_run_dates_with_identical_rows(evaluated: dict) -> None:

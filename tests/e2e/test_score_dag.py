@@ -31,7 +31,7 @@ def test_assignments_in_duckdb_are_complete_and_recorded(scored: dict) -> None:
     assert (frame.loc[recs, "strategy"] == "email_recommendations").all()
     assert recs.sum() == (frame["strategy"] == "email_recommendations").sum()
     catalogue = load_catalogue()
-    assert frame["expected_cost"].sum() <= catalogue.budget + 1e-6
+    assert frame["expected_cost"].sum() <= catalogue.budget_for(len(frame)) + 1e-6
     counts = frame["strategy"].value_counts()
     caps = dict(zip(catalogue.names, catalogue.caps_for(len(frame)), strict=True))
     assert all(counts.get(s, 0) <= caps[s] for s in catalogue.names)
@@ -64,20 +64,19 @@ def test_the_same_run_writes_postgresql_identically(scored: dict, postgres_url: 
 
 
 def test_the_nights_policy_against_the_simulators_truth(scored: dict) -> None:
-    """Reported figures: the policy's true incremental profit against the oracle's and the best single strategy."""
+    """The night's decisions, valued by the simulator's truth, against what a blanket rule and the features allow.
+
+    Asserted (issue 19): at least 1.2x the best single strategy within the same budget, and at least
+    0.8 of the feature ceiling (the true incremental profit regressed on these features without
+    noise, then optimised). The figures, and those against the oracle, are printed.
+    """
     settings, frame = scored["settings"], scored["duckdb"]
     file = settings.home / "assignments.parquet"
     frame.assign(is_holdout=frame["reason"] == "holdout").to_parquet(file)
     respond(file, date.fromisoformat(END), settings.landing, settings.truth)
     features = pd.read_parquet(settings.lake / "gold" / "features" / f"ds={END}")
     report = policy_against_truth(frame, features, settings.truth, END, load_catalogue())
-    print("policy vs truth", {k: (round(v, 2) if isinstance(v, float) else v) for k, v in report.items()})
-    # Issue 5 asks for >= 90% of the oracle and >= 2x the best single strategy. Not reachable at this
-    # size: even the true profit regressed on these features without noise (the feature ceiling)
-    # makes only about 0.74 of the oracle, 1.8x the best single strategy (docs/SCORING.md). Asserted
-    # here is what holds; the figures are printed above.
-    assert report["policy"] > 0, report  # the night's decisions add true profit over doing nothing
-    assert report["policy"] >= report["best_single"] * 0.9, report
+    print("policy vs truth", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in report.items()})
+    assert report["ratio_to_best_single"] >= 1.2, report
+    assert report["ratio_to_feature_ceiling"] >= 0.8, report
     assert report["oracle"] >= report["policy"] - 1e-6
-    assert report["oracle"] >= report["randomised_oracle"] - 1e-6
-    assert report["oracle"] >= report["feature_ceiling"] - 1e-6

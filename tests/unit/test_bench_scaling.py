@@ -56,7 +56,32 @@ def test_markdown_names_the_goal_and_every_stage() -> None:
     assert all(f"`{stage}`" in text for stage in STAGES)
     assert "| **total** | 5.0 | 60.0 |" in text
     assert "**met**" in text
-    assert "| 100 | 80 | 100 | 0.800 | - | - | - |" in text  # no best single at this size: a dash
+    assert "| 100 | 80 | 100 | 0.800 | - (-) | - | - | - | - |" in text  # not computed at this size: dashes
+    assert "policy / oracle at least 0.65 (0.800, 0.800): **met**" in text
+    assert "policy / best single at least 1.5 (-, -): **NOT met**" in text  # unmeasured is not met
+
+
+def test_decision_quality_markdown_gives_every_ratio_and_the_loss_decomposition() -> None:
+    from tests.bench.run import decision_quality_markdown
+
+    q = {
+        "policy": 70.0,
+        "oracle": 100.0,
+        "ratio_to_oracle": 0.7,
+        "best_single": 40.0,
+        "best_single_strategy": "email_recommendations",
+        "ratio_to_best_single": 1.75,
+        "feature_ceiling_to_oracle": 0.75,
+        "ratio_to_feature_ceiling": 0.933,
+        "ratio_to_randomised_feature_ceiling": 1.02,
+        "deterministic_to_oracle": 0.77,
+        "model_conversion_true_order_value_to_oracle": 0.8,
+        "true_conversion_model_order_value_to_oracle": 0.9,
+    }
+    text = "\n".join(decision_quality_markdown([("10,000", q)]))
+    assert "| 10,000 | 70 | 100 | 0.700 | 40 (email_recommendations) | 1.75 | 0.750 | 0.933 | 1.020 |" in text
+    assert "| 10,000 | 0.770 | 0.800 | 0.900 |" in text
+    assert "policy / feature ceiling at least 0.9 (0.933): **met**" in text
 
 
 def test_markdown_reports_a_failed_stage_and_an_unmeasured_goal() -> None:
@@ -87,4 +112,5 @@ def test_a_failure_at_the_largest_size_keeps_its_measured_stages_and_fails_the_g
     assert "Measured at 1,000 customers before the failure: `simulate` 40.0 s, peak 300 MB" in text
     assert "(exponent from 100: 1.0)" in text  # 4 s -> 40 s over 10x the customers
     assert "**NOT met** (the run at 1,000 customers failed" in text
-    assert "**met**" not in text
+    (goal,) = [line for line in text.splitlines() if line.startswith("Goal (issue 8)")]
+    assert "**met**" not in goal
