@@ -306,7 +306,7 @@ def _where_to_look(settings: Settings, report: DemoReport) -> None:
     )
     report.add("  train a step   .venv/bin/msp features build --ds 2026-10-30")
     report.add("                 .venv/bin/msp train dataset --ds 2026-10-30")
-    report.add("                 .venv/bin/msp train model xgboost --ds 2026-10-30")
+    report.add("                 .venv/bin/msp train model xgboost --ds 2026-10-30   (keras, fusion)")
     report.add("                 .venv/bin/msp train promote --ds 2026-10-30")
     report.add("  close the loop .venv/bin/msp simulate respond --assignments FILE --date YYYY-MM-DD")
     report.add("                 .venv/bin/msp evaluate --ds YYYY-MM-DD")
@@ -315,7 +315,7 @@ def _where_to_look(settings: Settings, report: DemoReport) -> None:
 STAGES: list[tuple[str, Callable[[Settings, DemoReport], None]]] = [
     ("simulate the shop (landing zone + ground truth)", _simulate),
     ("marketing_ingest through Airflow: landing -> bronze -> silver + quarantine, GX gate", _ingest),
-    ("marketing_train through Airflow: features, XGBoost + Keras uplift models, MLflow registry", _train),
+    ("marketing_train through Airflow: features, XGBoost, Keras and fusion uplift models, MLflow registry", _train),
     ("marketing_score through Airflow: champion predictions, knapsack, recommendations, warehouse", _score),
     ("closed loop: the nights answered by the simulator, ingested and scored, then marketing_evaluate", _loop),
 ]
@@ -325,11 +325,17 @@ def run_demo(settings: Settings) -> DemoReport:
     """Run every stage in order; a failing stage stops the demo with its error."""
     report = DemoReport()
     t0 = time.perf_counter()
+    seconds: list[tuple[str, float]] = []
     for i, (name, stage) in enumerate(STAGES, 1):
         log.info("[stage %d/%d] %s", i, len(STAGES), name)
         t = time.perf_counter()
         stage(settings, report)
-        log.info("[stage %d/%d] done in %.1f s", i, len(STAGES), time.perf_counter() - t)
+        seconds.append((name.split(":")[0], time.perf_counter() - t))
+        log.info("[stage %d/%d] done in %.1f s", i, len(STAGES), seconds[-1][1])
     _where_to_look(settings, report)
+    report.add("")
+    report.add("Stage times:")
+    for name, took in seconds:
+        report.add(f"  {name:<34} {took:>7.1f} s")
     report.add(f"Demo finished in {time.perf_counter() - t0:.0f} s.")
     return report

@@ -144,14 +144,17 @@ def loss_decomposition(
     its expected revenue over its conversion (``model_order_value``). Each is given as a share of the
     oracle's true incremental profit: the part whose share stays low is where the loss is.
     """
+    import mlflow.artifacts
     import mlflow.pyfunc
 
     from jobs.training.train import configure_mlflow
 
     configure_mlflow(settings)
     name, version = str(assignments["model_name"].iloc[0]), str(assignments["model_version"].iloc[0])
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    out = model.predict(features.drop(columns=["ds"], errors="ignore"))
+    uri = f"models:/{name}/{version}"
+    local = Path(mlflow.artifacts.download_artifacts(uri))
+    spec = FeatureSpec.from_json((local / "artifacts" / "feature_spec.json").read_text())
+    out = mlflow.pyfunc.load_model(uri).predict(spec.flatten(features))  # the flat layout the signature has
     names = list(catalogue.names)
     p_m = out[[f"p_convert__{s}" for s in names]].to_numpy(dtype="float64")
     rev_m = out[[f"exp_revenue__{s}" for s in names]].to_numpy(dtype="float64")
