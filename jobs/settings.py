@@ -82,7 +82,10 @@ class Settings(BaseSettings):
     mlflow_experiment: str = Field("marketing-uplift", description="MLflow experiment of the nightly training runs.")
     model_name_prefix: str = Field("msp_uplift", description="Registered models are <prefix>_xgboost, <prefix>_keras.")
     holdout_share: float = Field(
-        0.25, gt=0, lt=1, description="Share of campaign rows held out for evaluation (stable hash split)."
+        0.5,
+        gt=0,
+        lt=1,
+        description="Share of campaign rows held out for calibration and evaluation (stable hash split).",
     )
     promotion_margin: float = Field(
         0.01, ge=0, description="Challenger becomes champion when its DR policy value beats it by this share."
