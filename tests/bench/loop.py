@@ -39,22 +39,6 @@ CUSTOMERS, NIGHTS, PRODUCTS, HISTORY_DAYS = 20_000, 5, 400, 60
 QUICK = {"customers": 1_500, "nights": 2, "products": 100, "history": 30}
 
 
-def commands(stage: str, ds: str, since: str | None = None) -> list[list[str]]:
-    msp = str(Path(sys.executable).with_name("msp"))
-    return {
-        "ingest": [[sys.executable, "-m", "tests.bench.scaling", "ingest", "--ds", ds, "--since", since or ds]],
-        "features": [[msp, "features", "build", "--ds", ds]],
-        "train": [
-            [msp, "train", "dataset", "--ds", ds],
-            [msp, "train", "model", "xgboost", "--ds", ds],
-            [msp, "train", "model", "keras", "--ds", ds],
-            [msp, "train", "model", "fusion", "--ds", ds],
-            [msp, "train", "promote", "--ds", ds],
-        ],
-        "score": [[msp, "score", "--ds", ds]],
-    }[stage]
-
-
 def served(home: Path) -> dict[str, str]:
     """What serves after tonight's promotion: the served version and the family version it copies."""
     from jobs.settings import Settings
@@ -82,7 +66,7 @@ def training_rows(home: Path, ds: str) -> dict[str, int]:
 
 def bench_loop(work: Path, quick: bool = False) -> dict[str, Any]:
     from jobs.simulator.config import SimConfig
-    from tests.bench.scaling import decision_quality, run_tree
+    from tests.bench.scaling import decision_quality, pipeline_commands, run_tree
 
     full = {"customers": CUSTOMERS, "nights": NIGHTS, "products": PRODUCTS, "history": HISTORY_DAYS}
     sizes = QUICK if quick else full
@@ -118,9 +102,9 @@ def bench_loop(work: Path, quick: bool = False) -> dict[str, Any]:
         seconds: dict[str, float] = {}
         # up to the night itself: its partition holds last night's outcome rows (the window closed at 00:00);
         # the features of a date only ever read data before it
-        for stage, args in (("ingest", (ds, since)), ("features", (ds,)), ("train", (ds,)), ("score", (ds,))):
+        for stage, commands in pipeline_commands(ds, since).items():
             seconds[stage] = 0.0
-            for command in commands(stage, *args):
+            for command in commands:
                 seconds[stage] += run_tree(command, env).seconds
         since = (date.fromisoformat(ds) + timedelta(days=1)).isoformat()
         night = {"ds": ds, "seconds": {k: round(v, 1) for k, v in seconds.items()}, "served": served(home)}

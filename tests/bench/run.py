@@ -775,7 +775,7 @@ def loop_markdown(lp: dict[str, Any] | None) -> list[str]:
             f"| {night['ds']} | {t['designed']:,} / {t['platform']:,} | {night['served']['source']} "
             f"| {q['ratio_to_oracle']:.3f} | {q.get('ratio_to_best_single', float('nan')):.2f} "
             f"| {q.get('ratio_to_randomised_feature_ceiling', float('nan')):.3f} "
-            f"| {s['ingest']}, {s['features']}, {s['train']}, {s['score']} |"
+            f"| {s.get('ingest_clean', s.get('ingest'))}, {s['features']}, {s['train']}, {s['score']} |"
         )
     lines += [
         "",

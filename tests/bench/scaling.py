@@ -85,17 +85,10 @@ def run_tree(args: list[str], env: dict[str, str], interval: float = 0.2) -> Tre
     return TreeRun(seconds, peak / 1024**2, stdout)
 
 
-def stage_commands(stage: str, customers: int, days: int, products: int) -> list[list[str]]:
-    """The commands of one stage (run in order, in the size's home)."""
-    from jobs.simulator.config import SimConfig
-
-    cfg = SimConfig(customers=customers, days=days, products=products)
-    ds, since = cfg.end.isoformat(), cfg.start.isoformat()
+def pipeline_commands(ds: str, since: str) -> dict[str, list[list[str]]]:
+    """The nightly chain's stages as ``msp`` commands (each run in order in the shop's home)."""
     msp = str(Path(sys.executable).with_name("msp"))
     return {
-        "simulate": [
-            [msp, "simulate", "--customers", str(customers), "--days", str(days), "--products", str(products)]
-        ],
         "ingest_clean": [[sys.executable, "-m", "tests.bench.scaling", "ingest", "--ds", ds, "--since", since]],
         "features": [[msp, "features", "build", "--ds", ds]],
         "train": [
@@ -106,7 +99,18 @@ def stage_commands(stage: str, customers: int, days: int, products: int) -> list
             [msp, "train", "promote", "--ds", ds],
         ],
         "score": [[msp, "score", "--ds", ds]],
-    }[stage]
+    }
+
+
+def stage_commands(stage: str, customers: int, days: int, products: int) -> list[list[str]]:
+    """The commands of one stage (run in order, in the size's home)."""
+    from jobs.simulator.config import SimConfig
+
+    cfg = SimConfig(customers=customers, days=days, products=products)
+    if stage == "simulate":
+        msp = str(Path(sys.executable).with_name("msp"))
+        return [[msp, "simulate", "--customers", str(customers), "--days", str(days), "--products", str(products)]]
+    return pipeline_commands(cfg.end.isoformat(), cfg.start.isoformat())[stage]
 
 
 def exponent(a: dict[str, Any], b: dict[str, Any], key: str = "seconds") -> float:

@@ -70,18 +70,27 @@ def feature_ceiling(
     rows = np.arange(n)
     randomised = float("nan")
     if rng_seed is not None:
-        _, assignment = decide(
-            objective,
-            cost,
-            eligible,
-            budget,
-            caps,
-            holdout_share=catalogue.holdout_share,
-            explore_share=catalogue.explore_share,
-            rng_seed=rng_seed,
-        )
-        randomised = float(value[rows, assignment.strategy].sum())
+        strategy = randomised_choice(objective, cost, eligible, catalogue, rng_seed)
+        randomised = float(value[rows, strategy].sum())
     return float(value[rows, chosen].sum()), randomised
+
+
+def randomised_choice(
+    objective: np.ndarray, cost: np.ndarray, eligible: np.ndarray, catalogue: Catalogue, rng_seed: int
+) -> np.ndarray:
+    """Each customer's strategy under the night's randomised assignment (holdout, exploration) of ``objective``."""
+    n = len(objective)
+    _, assignment = decide(
+        objective,
+        cost,
+        eligible,
+        catalogue.budget_for(n),
+        catalogue.caps_for(n),
+        holdout_share=catalogue.holdout_share,
+        explore_share=catalogue.explore_share,
+        rng_seed=rng_seed,
+    )
+    return assignment.strategy
 
 
 def policy_against_truth(
@@ -95,18 +104,10 @@ def policy_against_truth(
     budget = catalogue.budget_for(len(frame))
     base = against_oracle(assignments, features, truth_dir, ds, catalogue)
     policy, oracle = base["policy"], base["oracle"]
-    _, randomised = decide(
-        catalogue.objective(value, cost),
-        cost,
-        eligible,
-        budget,
-        caps,
-        holdout_share=catalogue.holdout_share,
-        explore_share=catalogue.explore_share,
-        rng_seed=int(ds.replace("-", "")),
-    )
-    randomised_oracle = float(value[rows, randomised.strategy].sum())
-    ceiling, randomised_ceiling = feature_ceiling(value, cost, features, catalogue, seed, int(ds.replace("-", "")))
+    seed_of_night = int(ds.replace("-", ""))
+    randomised = randomised_choice(catalogue.objective(value, cost), cost, eligible, catalogue, seed_of_night)
+    randomised_oracle = float(value[rows, randomised].sum())
+    ceiling, randomised_ceiling = feature_ceiling(value, cost, features, catalogue, seed, seed_of_night)
     rng = np.random.default_rng(seed)
     singles = {}
     for k, name in enumerate(catalogue.names):
