@@ -270,10 +270,11 @@ def calibration_figures(
 def hurdle_candidates(
     settings: Settings, prep: Prepared, predictor: UpliftPredictor, orders: pd.DataFrame
 ) -> tuple[UpliftPredictor, Candidate, list[Candidate], dict[str, float], dict[str, Any]]:
-    """Fit the order-value model and calibrator for ``predictor`` (direct), judge direct against hurdle.
+    """Fit the order-value model and calibrator for ``predictor`` (as fitted: direct), judge the candidates.
 
     Returns the predictor to register (in the chosen mode, with both parts), the chosen candidate,
-    every candidate, the metrics to log and the figures.
+    every candidate, the metrics to log and the figures (the calibration plot shows the calibration
+    with its differences between customers, the ``hurdle_heterogeneous`` candidate's).
     """
 
     strategies = predictor.strategies
@@ -303,8 +304,9 @@ def hurdle_candidates(
     metrics: dict[str, float] = {
         **predictor.calibrator.summary(strategies),
         **predictor.order_value.summary(),
-        "budget_per_customer": per_customer,
     }
+    if math.isfinite(per_customer):  # with only min_roi a run's spending has no limit per customer
+        metrics["budget_per_customer"] = per_customer
     for c in candidates:
         metrics.update({f"candidate_{k}__{c.name}": v for k, v in c.metrics.items() if "_share__" not in k})
     metrics.update(best.metrics)

@@ -27,6 +27,7 @@ the model that serves, is a separate step (:mod:`jobs.training.registry`).
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -365,7 +366,8 @@ def train_fusion(settings: Settings, ds: str) -> dict[str, Any]:
         template.calibrator = fit_calibrator(raw, prep.test, strategies)  # average effects (the default)
         mlflow.log_param("fusion_weight_xgboost", weight)
         extra: dict[str, float] = {**template.calibrator.summary(strategies), "fusion_weight_xgboost": weight}
-        extra["budget_per_customer"] = per_customer
+        if math.isfinite(per_customer):
+            extra["budget_per_customer"] = per_customer
         for c in candidates:
             extra[f"candidate_policy_profit_dr__{c.name}"] = c.metrics["policy_profit_dr"]
         extra.update(best.metrics)
