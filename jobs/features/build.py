@@ -247,7 +247,8 @@ def _event_features(events: DataFrame, categories: DataFrame, dates: list[str]) 
         count(last90 & (kind == "email_open")).alias("email_opens_90d"),
         count(last90 & (kind == "email_click")).alias("email_clicks_90d"),
         F.collect_list(F.when(browsed, cat)).alias("_cats"),
-        F.avg(F.when(browsed, F.col("price"))).alias("mean_price_viewed_90d"),
+        # exact decimal sum: a double's mean would depend on the order the rows are added in
+        F.avg(F.when(browsed, F.col("price").cast(MONEY))).cast("double").alias("mean_price_viewed_90d"),
         # the tokens of the SEQ_LEN latest events, newest first (max_by with k sorts by the ordering, descending)
         F.max_by(_token(kind, cat), F.struct(F.col("ts"), F.col("event_id")), SEQ_LEN).alias("_seq"),
     )
