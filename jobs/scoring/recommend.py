@@ -2,9 +2,9 @@
 
 For the customers assigned ``email_recommendations``: every customer's recent interactions
 (views 1, add-to-cart 3, purchases 5; the last ``window_days`` before the run date, at most
-``history_items`` distinct products per customer) give item vectors over customers; two items are
+``history_items`` distinct products per customer, 10) give item vectors over customers; two items are
 similar by the cosine of those vectors (co-occurrence of the same customers, weighted), and each
-item keeps its ``neighbours`` most similar items (50). A customer's score for a candidate product
+item keeps its ``neighbours`` most similar items (20). A customer's score for a candidate product
 is the sum of its similarity to the products in the customer's history, weighted by the
 customer's interaction strength. Products the customer
 already bought and products no longer sold (inactive in the latest catalogue) are excluded; ties
@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 log = logging.getLogger(__name__)
 WEIGHTS = {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
@@ -61,6 +61,13 @@ def active_products(products: DataFrame, as_of: str) -> DataFrame:
     return latest.where(F.coalesce(F.col("is_active"), F.lit(True))).select("product_id")
 
 
+def _top(frame: DataFrame, key: str, value: Column, order: Column, k: int, alias: str) -> DataFrame:
+    """Per ``key``, the ``k`` values with the smallest ``order`` (ascending): one aggregate, no window sort."""
+    from pyspark.sql import functions as F
+
+    return frame.groupBy(key).agg(F.min_by(value, order, k).alias(alias))
+
+
 def recommend(
     customers: DataFrame,
     events: DataFrame,
@@ -69,22 +76,31 @@ def recommend(
     as_of: str,
     top_n: int = 5,
     window_days: int = 90,
-    history_items: int = 20,
-    neighbours: int = 50,
+    history_items: int = 10,
+    neighbours: int = 20,
 ) -> DataFrame:
     """(customer_id, recommended_products: array<string> of at most ``top_n``) for every customer in ``customers``.
 
     ``customers`` needs a ``customer_id`` column (the customers to recommend for). Pure transform.
+    Every top-k (a customer's history, an item's neighbours, a customer's recommendations) is a
+    bounded aggregate (``min_by`` with k), not a window over all candidate rows, so the work stays
+    linear in the targets: at most ``history_items`` x ``neighbours`` candidate rows per target.
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     inter = interactions(events, orders, as_of, window_days)
     active = active_products(products, as_of)
     positive = inter.where("weight > 0")
     # each customer's strongest recent products (bounded, so co-occurrence stays linear in customers)
-    rank = Window.partitionBy("customer_id").orderBy(F.col("weight").desc(), F.col("product_id"))
-    history = positive.withColumn("_r", F.row_number().over(rank)).where(F.col("_r") <= history_items).drop("_r")
+    strongest = _top(
+        positive,
+        "customer_id",
+        F.struct("product_id", "weight"),
+        F.struct(-F.col("weight"), F.col("product_id")),
+        history_items,
+        "_h",
+    )
+    history = strongest.select("customer_id", F.explode("_h").alias("_h")).select("customer_id", "_h.*")
     norms = history.groupBy("product_id").agg(F.sqrt(F.sum(F.col("weight") ** 2)).alias("norm"))
     a, b = history.alias("a"), history.alias("b")
     pairs = (
@@ -100,37 +116,48 @@ def recommend(
     )
     # each item keeps its ``neighbours`` most similar items (k-nearest-neighbour item CF): a target
     # customer then scores at most history_items x neighbours candidates, whatever the catalogue size
-    nearest = Window.partitionBy("item").orderBy(F.col("sim").desc(), F.col("other"))
-    sim = sim.withColumn("_k", F.row_number().over(nearest)).where(F.col("_k") <= neighbours).drop("_k")
+    nearest = _top(sim, "item", F.struct("other", "sim"), F.struct(-F.col("sim"), F.col("other")), neighbours, "_n")
+    sim = nearest.select("item", F.explode("_n").alias("_n")).select("item", "_n.*")
     popularity = positive.groupBy("product_id").agg(F.sum("weight").alias("popularity"))
     targets = customers.select("customer_id").distinct()
     target_history = history.join(targets, "customer_id")
-    scored = (
+    bought = inter.where("bought").select("customer_id", "product_id")
+    candidates = (
         target_history.join(F.broadcast(sim), target_history.product_id == sim.item)
         .groupBy("customer_id", F.col("other").alias("product_id"))
         .agg(F.sum(F.col("weight") * F.col("sim")).alias("score"))
-    )
-    fallback = targets.crossJoin(
-        popularity.join(active, "product_id").orderBy(F.col("popularity").desc(), "product_id").limit(top_n * 4)
-    ).select("customer_id", "product_id", F.lit(0.0).alias("score"))
-    bought = inter.where("bought").select("customer_id", "product_id")
-    candidates = (
-        scored.unionByName(fallback)
-        .groupBy("customer_id", "product_id")
-        .agg(F.max("score").alias("score"))
-        .join(active, "product_id")
+        .join(F.broadcast(active), "product_id")
         .join(bought, ["customer_id", "product_id"], "left_anti")
-        .join(popularity, "product_id", "left")
+        .join(F.broadcast(popularity), "product_id", "left")
     )
-    order = Window.partitionBy("customer_id").orderBy(
-        F.col("score").desc(), F.coalesce("popularity", F.lit(0.0)).desc(), F.col("product_id")
+    ranked = _top(
+        candidates,
+        "customer_id",
+        F.col("product_id"),
+        F.struct(-F.col("score"), -F.coalesce("popularity", F.lit(0.0)), F.col("product_id")),
+        top_n,
+        "_recs",
     )
-    top = candidates.withColumn("_r", F.row_number().over(order)).where(F.col("_r") <= top_n)
-    recs = top.groupBy("customer_id").agg(
-        F.transform(F.sort_array(F.collect_list(F.struct("_r", "product_id"))), lambda s: s["product_id"]).alias(
-            "recommended_products"
-        )
+    # customers with fewer than top_n candidates are filled with the most popular active products they
+    # have not bought (the whole list for customers with no history)
+    popular = (
+        popularity.join(active, "product_id")
+        .orderBy(F.col("popularity").desc(), "product_id")
+        .limit(top_n * 4)
+        .agg(F.collect_list(F.struct(-F.col("popularity"), F.col("product_id"))).alias("_p"))
+        .select(F.transform(F.array_sort("_p"), lambda s: s["product_id"]).alias("_popular"))
     )
-    return targets.join(recs, "customer_id", "left").select(
-        "customer_id", F.coalesce("recommended_products", F.array().cast("array<string>")).alias("recommended_products")
+    target_bought = (
+        bought.join(targets, "customer_id").groupBy("customer_id").agg(F.collect_set("product_id").alias("_b"))
+    )
+    recs, owned = (
+        F.coalesce("_recs", F.array().cast("array<string>")),
+        F.coalesce("_b", F.array().cast("array<string>")),
+    )
+    fill = F.filter("_popular", lambda p: ~F.array_contains(recs, p) & ~F.array_contains(owned, p))
+    return (
+        targets.join(ranked, "customer_id", "left")
+        .join(target_bought, "customer_id", "left")
+        .crossJoin(F.broadcast(popular))
+        .select("customer_id", F.slice(F.concat(recs, fill), 1, top_n).alias("recommended_products"))
     )

@@ -167,9 +167,12 @@ def evaluate_and_promote(settings: Settings, ds: str, kinds: tuple[str, ...] = K
 def choose_served(settings: Settings, ds: str, client: Any, prep: Any = None) -> dict[str, Any]:
     """Copy the best family champion into the served model when it wins with confidence (module docstring).
 
-    The default is what ``<prefix>@champion`` serves (or, before anything serves, the first family's
-    champion); another family's champion replaces it only when the 95% interval of its paired gain in
-    held-out profit per customer (DR) lies above zero (:func:`jobs.training.candidates.significant_winner`).
+    The incumbent is the *current* champion of the family that serves (its tag ``msp.model_family``):
+    when that family's gate promoted a new version tonight, the served model follows it (it has already
+    beaten its predecessor on tonight's rows). Before anything serves, the first family's champion is the
+    incumbent. Another family's champion replaces the incumbent only when the 95% interval of its paired
+    gain in held-out profit per customer (DR) lies above zero
+    (:func:`jobs.training.candidates.significant_winner`).
     """
     from jobs.training.candidates import significant_winner
 
@@ -184,38 +187,46 @@ def choose_served(settings: Settings, ds: str, client: Any, prep: Any = None) ->
         record.update(decision="skipped", reason="no family has a @champion yet")
         log.warning("%s: %s", served, record["reason"])
         return record
-    prep = prep or prepare(settings, ds)
     current = _alias(client, served, CHAMPION)
-    labels: list[str] = []
-    uris: list[str] = []
-    if current is not None:
-        labels.append(f"{served}/{current.version}")
-        uris.append(f"models:/{served}/{current.version}")
-    current_source = (current.tags or {}).get(SOURCE_TAG) if current is not None else None
-    for source in champions.values():
-        if source != current_source:
-            labels.append(source)
-            uris.append(f"models:/{source}")
+    tags = (current.tags or {}) if current is not None else {}
+    current_source, current_family = tags.get(SOURCE_TAG), tags.get("msp.model_family")
+    # the incumbent: what serves, or the newer champion of its family, or (nothing serves yet) the first family
+    if current is not None and champions.get(current_family, current_source) == current_source:
+        source = current_source
+        labels, uris = [f"{served}/{current.version}"], [f"models:/{served}/{current.version}"]
+    else:
+        source = champions[current_family] if current is not None else next(iter(champions.values()))
+        labels, uris = [source], [f"models:/{source}"]
+    for other in champions.values():
+        if other != source:
+            labels.append(other)
+            uris.append(f"models:/{other}")
+    prep = prep or prepare(settings, ds)
     terms = profit_terms(prep, [predictions_of(u, prep) for u in uris], settings)
     best, stats = significant_winner(terms)
     record["values"] = {label: round(float(t.mean()), 6) for label, t in zip(labels, terms, strict=True)}
     record["gains"] = {label: [round(v, 6) for v in st] for label, st in zip(labels, stats, strict=True)}
     winner = labels[best]
-    if current is not None and best == 0:
+    if best == 0 and source == current_source:
         record.update(
             decision="kept",
             reason=f"{served} v{current.version} ({current_source}) keeps serving: "
-            "no family champion beats it with confidence",
+            "no other family's champion beats it with confidence",
         )
         log.info("%s: %s; held-out profit per customer %s", served, record["reason"], record["values"])
         return record
     gain, lo, hi = stats[best]
     record.update(challenger_dr=float(terms[best].mean()), champion_dr=float(terms[0].mean()))
     record.update(difference_lo=lo, difference_hi=hi)
-    if current is None:
+    if best > 0:
+        reason = f"{winner} beats {labels[0]} by {gain:+.4f} per customer [{lo:+.4f}, {hi:+.4f}]"
+    elif current is None:
         reason = f"first served version: {winner}"
     else:
-        reason = f"{winner} beats {served} v{current.version} by {gain:+.4f} per customer [{lo:+.4f}, {hi:+.4f}]"
+        reason = (
+            f"follows its family's new champion (was {current_source}); "
+            "no other family's champion beats it with confidence"
+        )
     copied = client.copy_model_version(f"models:/{winner}", served)
     family = next(k for k, v in champions.items() if v == winner)
     client.set_model_version_tag(served, copied.version, SOURCE_TAG, winner)

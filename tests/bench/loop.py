@@ -39,9 +39,10 @@ CUSTOMERS, NIGHTS, PRODUCTS, HISTORY_DAYS = 20_000, 5, 400, 60
 QUICK = {"customers": 1_500, "nights": 2, "products": 100, "history": 30}
 
 
-def served(home: Path) -> dict[str, str]:
-    """What serves after tonight's promotion: the served version and the family version it copies."""
+def served(home: Path) -> dict[str, Any]:
+    """What serves after tonight's promotion: the served version, the family version it copies, every champion."""
     from jobs.settings import Settings
+    from jobs.training.registry import aliases
     from jobs.training.train import SERVED, configure_mlflow, model_name
 
     settings = Settings(home=home)
@@ -49,7 +50,12 @@ def served(home: Path) -> dict[str, str]:
     import mlflow
 
     version = mlflow.MlflowClient().get_model_version_by_alias(model_name(settings, SERVED), "champion")
-    return {"version": str(version.version), "source": (version.tags or {}).get("msp.source", "")}
+    champions = {name: alias["champion"] for name, alias in aliases(settings).items()}
+    return {
+        "version": str(version.version),
+        "source": (version.tags or {}).get("msp.source", ""),
+        "champions": champions,
+    }
 
 
 def training_rows(home: Path, ds: str) -> dict[str, int]:
@@ -64,12 +70,14 @@ def training_rows(home: Path, ds: str) -> dict[str, int]:
     return {"designed": int((~own).sum()), "platform": int(own.sum())}
 
 
-def bench_loop(work: Path, quick: bool = False) -> dict[str, Any]:
+def bench_loop(
+    work: Path, quick: bool = False, keep: bool = False, sizes: dict[str, int] | None = None
+) -> dict[str, Any]:
     from jobs.simulator.config import SimConfig
     from tests.bench.scaling import decision_quality, pipeline_commands, run_tree
 
     full = {"customers": CUSTOMERS, "nights": NIGHTS, "products": PRODUCTS, "history": HISTORY_DAYS}
-    sizes = QUICK if quick else full
+    sizes = {**(QUICK if quick else full), **(sizes or {})}
     n, nights, products, history = sizes["customers"], sizes["nights"], sizes["products"], sizes["history"]
     probe = SimConfig()
     window = probe.attribution_days
@@ -124,7 +132,8 @@ def bench_loop(work: Path, quick: bool = False) -> dict[str, Any]:
     results["never_falls"] = all(b >= a - 0.02 for a, b in itertools.pairwise(ratios))
     results["rises"] = ratios[-1] > ratios[0]
     results["seconds"] = round(time.perf_counter() - started, 1)
-    shutil.rmtree(home, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(home, ignore_errors=True)
     return results
 
 
@@ -132,9 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="the closed-loop benchmark on its own")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--work", type=Path, default=Path("var/bench/loop-work"))
+    parser.add_argument("--keep", action="store_true", help="keep the loop's home (lake, registry) for a look after")
+    parser.add_argument("--customers", type=int, help="the shop's size (default: the benchmark's)")
+    parser.add_argument("--nights", type=int, help="nights of the loop (default: the benchmark's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    print(json.dumps(bench_loop(args.work, quick=args.quick), indent=2))
+    sizes = {k: v for k, v in (("customers", args.customers), ("nights", args.nights)) if v}
+    print(json.dumps(bench_loop(args.work, quick=args.quick, keep=args.keep, sizes=sizes), indent=2))
     return 0
 
 

@@ -145,3 +145,29 @@ def test_an_alias_moved_by_a_person_is_what_the_next_comparison_and_scoring_use(
     result = evaluate_and_promote(settings, END, kinds=("xgboost",))["xgboost"]
     assert result["champion"] == worse and result["decision"] == "promoted"
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+
+
+def test_the_served_model_follows_its_familys_new_champion(trained: dict) -> None:
+    """When the serving family's gate promotes a new version, the served model copies it; then it keeps it."""
+    from jobs.training.registry import choose_served
+    from jobs.training.train import SERVED
+
+    settings = trained["settings"]
+    client = mlflow.MlflowClient()
+    served = model_name(settings, SERVED)
+    before = client.get_model_version_by_alias(served, "champion")
+    family_name, family_version = before.tags["msp.source"].split("/")
+    newer = client.copy_model_version(f"models:/{family_name}/{family_version}", family_name)  # what a gate promotes
+    client.set_registered_model_alias(family_name, "champion", newer.version)
+    try:
+        result = choose_served(settings, END, client)
+        assert result["decision"] == "promoted" and "follows its family's new champion" in result["reason"]
+        after = client.get_model_version_by_alias(served, "champion")
+        assert int(after.version) == int(before.version) + 1
+        assert after.tags["msp.source"] == f"{family_name}/{newer.version}"
+        again = choose_served(settings, END, client)
+        assert again["decision"] == "kept"
+        assert str(client.get_model_version_by_alias(served, "champion").version) == str(after.version)
+    finally:  # the other tests of the package start from the first night's registry
+        client.set_registered_model_alias(family_name, "champion", family_version)
+        client.set_registered_model_alias(served, "champion", before.version)
