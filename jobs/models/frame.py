@@ -164,7 +164,39 @@ class FeatureSpec:
         return np.column_stack(parts).astype("float32")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        """JSON in layout order: the order of ``categorical`` and ``maps`` is the order of the matrix columns."""
+        return json.dumps(asdict(self), indent=2)
+
+    def aligned(self, names: list[str]) -> FeatureSpec:
+        """This spec with ``categorical`` and ``maps`` in the order of a fitted model's ``names``.
+
+        Specs saved before the layout order was kept were written with sorted keys, which permuted the
+        one-hot and map columns of the matrix against what the model was fitted on; a model's own
+        feature names restore its order. Raises ValueError when ``names`` is not a reordering of the layout.
+        """
+        if list(names) == self.matrix_columns:
+            return self
+        if sorted(names) != sorted(self.matrix_columns):
+            raise ValueError("the model's feature names are not the columns of its feature spec")
+        position = {name: i for i, name in enumerate(names)}
+        first = len(names)
+
+        def rank_categorical(column: str) -> int:
+            return min((position[f"{column}={v}"] for v in self.categorical[column]), default=first)
+
+        def rank_map(column: str) -> int:
+            return min((position[map_name(column, k)] for k in self.maps[column]), default=first)
+
+        spec = FeatureSpec(
+            numeric=list(self.numeric),
+            categorical={c: self.categorical[c] for c in sorted(self.categorical, key=rank_categorical)},
+            affinities=list(self.affinities),
+            sequence=self.sequence,
+            maps={m: self.maps[m] for m in sorted(self.maps, key=rank_map)},
+        )
+        if spec.matrix_columns != list(names):
+            raise ValueError("the model's feature names are in an order no feature spec can produce")
+        return spec
 
     @classmethod
     def from_json(cls, text: str) -> FeatureSpec:

@@ -222,16 +222,14 @@ class UpliftPredictor:
         if kind == "xgboost":
             from jobs.models.xgb_uplift import XGBUpliftTLearner, load_conversion
 
-            return cls(
-                kind,
-                spec,
-                load_conversion(artifacts["conversion"]),
-                XGBUpliftTLearner.load(artifacts["revenue"]),
-                **extra,
-            )
+            conversion = load_conversion(artifacts["conversion"])
+            # the matrix columns in the order the boosters were fitted on (older specs were saved sorted)
+            spec = spec.aligned(conversion.feature_names_)
+            return cls(kind, spec, conversion, XGBUpliftTLearner.load(artifacts["revenue"]), **extra)
         from jobs.models.keras_uplift import KerasMultiHeadUplift
 
-        return cls(kind, spec, KerasMultiHeadUplift.load(artifacts["conversion"]), **extra)
+        network = KerasMultiHeadUplift.load(artifacts["conversion"])
+        return cls(kind, spec.aligned(network.feature_names_), network, **extra)
 
 
 class UpliftPyfunc(mlflow.pyfunc.PythonModel):

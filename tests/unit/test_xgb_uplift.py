@@ -186,6 +186,53 @@ def test_feature_spec_lays_out_the_response_maps_and_reads_older_specs():
     assert FeatureSpec(**legacy).map_columns == []
 
 
+def test_the_matrix_layout_survives_json_and_a_model_reorders_an_old_sorted_spec(tmp_path):
+    """Keys out of alphabetical order (region before channel, received before converted) keep their order.
+
+    Specs used to be written with sorted keys: a loaded XGBoost model then read the one-hot and map
+    columns permuted. A model's own feature names restore the order of such a spec.
+    """
+    import json
+
+    from jobs.models.pyfunc import UpliftPredictor
+
+    rng = np.random.default_rng(0)
+    n = 800
+    gold = pd.DataFrame(
+        {
+            "recency": rng.normal(size=n),
+            "region": rng.choice(["north", "south"], n),
+            "channel": rng.choice(["app", "web"], n),
+            "strategy_received": [[("coupon_10", float(v))] for v in rng.integers(0, 3, n)],
+            "strategy_converted": [[("coupon_10", float(v))] for v in rng.integers(0, 2, n)],
+        }
+    )
+    spec = FeatureSpec.learn(gold, ["recency"], ["region", "channel"], sequence=None)
+    layout = ["recency", "strategy_received__coupon_10", "strategy_converted__coupon_10"]
+    layout += ["region=north", "region=south", "channel=app", "channel=web"]
+    assert spec.matrix_columns == layout
+    assert FeatureSpec.from_json(spec.to_json()).matrix_columns == layout
+    old = FeatureSpec.from_json(json.dumps(json.loads(spec.to_json()), sort_keys=True))
+    assert old.matrix_columns != layout and old.aligned(layout).matrix_columns == layout
+    with pytest.raises(ValueError, match="not the columns"):
+        old.aligned(layout[:-1])
+
+    flat = spec.flatten(gold)
+    X = spec.matrix(flat)
+    t = np.array(STRATEGIES)[rng.integers(0, len(STRATEGIES), n)]
+    y = (rng.random(n) < np.where(flat["region"] == "north", 0.6, 0.1)).astype(int)
+    params = {"n_estimators": 30, "early_stopping_rounds": 5}
+    conv = XGBUpliftTLearner(**params).fit(X, y, t, feature_names=layout)
+    rev = XGBUpliftTLearner(**params, objective="reg:tweedie").fit(X, y * 10.0, t, feature_names=layout)
+    predictor = UpliftPredictor("xgboost", spec, conv, rev)
+    expected = predictor.predict_frame(flat)
+    predictor.save(tmp_path / "model")
+    pd.testing.assert_frame_equal(UpliftPredictor.load_folder(tmp_path / "model").predict_frame(flat), expected)
+    spec_file = tmp_path / "model" / "feature_spec.json"
+    spec_file.write_text(json.dumps(json.loads(spec_file.read_text()), sort_keys=True))  # as older models were saved
+    pd.testing.assert_frame_equal(UpliftPredictor.load_folder(tmp_path / "model").predict_frame(flat), expected)
+
+
 def test_promotion_rule():
     assert decide(10.2, 10.0, 0.01)[0] is True
     assert decide(10.05, 10.0, 0.01)[0] is False
