@@ -206,14 +206,52 @@ def clean_command(table: TableArg, ds: DsOpt, since: SinceOpt = None) -> None:
     _run_step("clean", table, ds, since)
 
 
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option("--dataset", help="An imported data set (msp import campaign-log) instead of the shop."),
+]
+RunDsOpt = Annotated[str | None, typer.Option("--ds", help="Run date (YYYY-MM-DD); with --dataset default today.")]
+
+
+def _shop_date(ds: str | None) -> str:
+    if ds is None:
+        typer.echo("error: --ds is required (or --dataset NAME for an imported data set)", err=True)
+        raise typer.Exit(2)
+    return ds
+
+
+def run_dataset_step(fn, *args) -> dict:
+    """A data-set step for the CLI: its errors (data set, mapping, model) as one line and exit code 2."""
+    from jobs.imports.campaign_log import CampaignImportError
+
+    try:
+        return fn(*args)
+    except (CampaignImportError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command("score")
 def score_command(
-    ds: DsOpt,
+    ds: RunDsOpt = None,
     publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Also write the warehouse.")] = True,
+    dataset: DatasetOpt = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="With --dataset: customers to score (default: the held-out part).")
+    ] = None,
 ) -> None:
-    """Score the run date with the @champion (gold/assignments) and publish it to the warehouse."""
+    """Score the run date with the @champion (gold/assignments) and publish it to the warehouse.
+
+    With --dataset: score that data set's customers with its champion into marketing.dataset_assignments.
+    """
+    if dataset is not None:
+        from jobs.datasets.tasks import score_task as dataset_score
+
+        typer.echo(json.dumps(run_dataset_step(dataset_score, dataset, ds, str(file) if file else None), indent=2))
+        return
     from jobs.scoring.tasks import publish_task, score_task
 
+    ds = _shop_date(ds)
     result = score_task(ds)
     typer.echo(json.dumps({k: result[k] for k in ("run_date", "customers", "mix", "optimiser")}, indent=2, default=str))
     if publish:
@@ -221,11 +259,19 @@ def score_command(
 
 
 @app.command("evaluate")
-def evaluate_command(ds: DsOpt) -> None:
-    """Realised effects of every run whose attribution window closed by DS (warehouse + MLflow)."""
+def evaluate_command(ds: RunDsOpt = None, dataset: DatasetOpt = None) -> None:
+    """Realised effects of every run whose attribution window closed by DS (warehouse + MLflow).
+
+    With --dataset: the data set's champion on its held-out part (Qini, uplift@k, policy value, IRR, NIR).
+    """
+    if dataset is not None:
+        from jobs.datasets.tasks import evaluate_task as dataset_evaluate
+
+        typer.echo(json.dumps(run_dataset_step(dataset_evaluate, dataset, ds), indent=2, default=str))
+        return
     from jobs.evaluation.tasks import evaluate_task
 
-    typer.echo(json.dumps(evaluate_task(ds), indent=2, default=str))
+    typer.echo(json.dumps(evaluate_task(_shop_date(ds)), indent=2, default=str))
 
 
 @warehouse_app.command("init")

@@ -6,9 +6,12 @@ column or a constant), an optional holdout flag, the outcomes and the columns ke
 attributes. :func:`import_campaign_log` checks every row against the mapping and writes
 
 - ``<output_root>/campaign_log/ds=<campaign_date>/<dataset>.parquet`` with exactly
-  :data:`~jobs.simulator.tables.CAMPAIGN_LOG_SCHEMA`, and
+  :data:`~jobs.simulator.tables.CAMPAIGN_LOG_SCHEMA`,
 - ``<output_root>/customer_attributes/ds=<campaign_date>/<dataset>.parquet`` with ``customer_id``
-  and the feature columns under their original names and types,
+  and the feature columns under their original names and types (plus ``msp_split``, "train" or
+  "test", when the mapping names a split column), and
+- ``<output_root>/dataset.json``: the mapping itself (feature types, economics, split), which
+  ``msp train --dataset`` and ``msp score --dataset`` read (:mod:`jobs.datasets`),
 
 each through a temporary file and an atomic rename, so a rerun replaces the files it wrote.
 """
@@ -16,6 +19,7 @@ each through a temporary file and an atomic rename, so a rerun replaces the file
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import re
@@ -53,6 +57,10 @@ from jobs.simulator.tables import CAMPAIGN_LOG_SCHEMA
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_ROWS = 5
+#: the file beside the imported tables that records the mapping they were imported with
+MANIFEST = "dataset.json"
+#: the column of customer_attributes holding "train" or "test" when the mapping names a split column
+SPLIT_COLUMN = "msp_split"
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _STRATEGY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -176,6 +184,53 @@ class OutcomesSpec(_Spec):
     revenue: ColumnName | None = None
 
 
+FEATURE_TYPES = ("numeric", "categorical", "boolean")
+
+
+class EconomicsSpec(_Spec):
+    """What a decision is worth: the data set's catalogue for ``msp score --dataset``.
+
+    ``value_per_conversion``: what one conversion earns (when absent, the revenue outcome is the value);
+    ``cost_per_contact``: a number for every arm but the control, or per strategy; the spending rule:
+    ``budget_per_customer`` (total spend = it x the customers scored) or ``min_roi`` (treat while the
+    expected incremental profit per unit of cost is at least it; the default, 0, treats every customer
+    whose best strategy is expected to earn more than it costs).
+    """
+
+    value_per_conversion: float | None = Field(None, ge=0)
+    cost_per_contact: float | dict[str, float] = 0.0
+    budget_per_customer: float | None = Field(None, gt=0)
+    min_roi: float | None = Field(None, ge=0)
+
+    @field_validator("cost_per_contact")
+    @classmethod
+    def _non_negative(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+        for cost in value.values() if isinstance(value, dict) else [value]:
+            if not cost >= 0:
+                raise ValueError(f"cost {cost} is negative")
+        return value
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> EconomicsSpec:
+        if self.budget_per_customer is not None and self.min_roi is not None:
+            raise ValueError("give budget_per_customer or min_roi, not both")
+        return self
+
+    def cost_of(self, strategy: str, control: str) -> float:
+        if strategy == control:
+            return 0.0
+        if isinstance(self.cost_per_contact, dict):
+            return float(self.cost_per_contact.get(strategy, 0.0))
+        return float(self.cost_per_contact)
+
+
+class SplitSpec(_Spec):
+    """A train/test split column: rows whose value is in ``test_values`` are held out, the rest fit."""
+
+    column: ColumnName
+    test_values: list[str] = Field(min_length=1)
+
+
 class CampaignMapping(_Spec):
     """How one campaign export maps into ``campaign_log`` (see ``mappings/hillstrom.yaml``)."""
 
@@ -188,6 +243,10 @@ class CampaignMapping(_Spec):
     is_holdout: HoldoutSpec | None = None
     outcomes: OutcomesSpec = Field(default_factory=OutcomesSpec)
     features: list[ColumnName] = Field(default_factory=list)
+    #: feature -> numeric, categorical or boolean (unlisted: numeric when the column is numeric, else categorical)
+    feature_types: dict[str, str] = Field(default_factory=dict)
+    economics: EconomicsSpec = Field(default_factory=EconomicsSpec)
+    split: SplitSpec | None = None
     _source: Path | None = PrivateAttr(None)
 
     @field_validator("dataset")
@@ -236,6 +295,20 @@ class CampaignMapping(_Spec):
         return value
 
     @model_validator(mode="after")
+    def _typed_features_are_listed(self) -> CampaignMapping:
+        for name, kind in self.feature_types.items():
+            if name not in self.features:
+                raise ValueError(f"feature_types.{name}: {name!r} is not in features")
+            if kind not in FEATURE_TYPES:
+                raise ValueError(f"feature_types.{name}: {kind!r} is not one of {', '.join(FEATURE_TYPES)}")
+        if isinstance(self.economics.cost_per_contact, dict):
+            for name in self.economics.cost_per_contact:
+                if name not in self.strategy.names:
+                    known = ", ".join(self.strategy.names)
+                    raise ValueError(f"economics.cost_per_contact.{name}: not one of the strategies ({known})")
+        return self
+
+    @model_validator(mode="after")
     def _holdout_strategy_is_mapped(self) -> CampaignMapping:
         if self.is_holdout is not None and self.is_holdout.holdout_strategy is not None:
             name = self.is_holdout.holdout_strategy
@@ -267,6 +340,7 @@ class CampaignMapping(_Spec):
             ("outcomes.revenue", self.outcomes.revenue),
         ]
         keys += [("features", name) for name in self.features]
+        keys.append(("split.column", self.split.column if self.split else None))
         out: dict[str, list[str]] = {}
         for key, column in keys:
             if column is not None and key not in out.setdefault(column, []):
@@ -703,8 +777,13 @@ def import_campaign_log(
     root = Path(output_root)
     log_path = root / "campaign_log" / f"ds={spec.ds}" / f"{spec.dataset}.parquet"
     attributes_path = root / "customer_attributes" / f"ds={spec.ds}" / f"{spec.dataset}.parquet"
+    if spec.split is not None:  # held out where the split column holds one of test_values
+        raw = pc.cast(table[spec.split.column], pa.string())
+        test = pc.fill_null(pc.is_in(raw, pa.array(spec.split.test_values, pa.string())), False)
+        attributes = attributes.append_column(SPLIT_COLUMN, pc.if_else(test, "test", "train"))
     _write_atomic(campaign, log_path)
     _write_atomic(attributes, attributes_path)
+    _write_manifest(root, spec, path, n)
 
     counts = pd.Series(strategy).value_counts()
     per_strategy = {name: int(counts.get(name, 0)) for name in spec.strategy.names}
@@ -727,6 +806,25 @@ def import_campaign_log(
         ", ".join(f"{k} {v}" for k, v in per_strategy.items()),
     )
     return result
+
+
+def _write_manifest(root: Path, spec: CampaignMapping, source: Path, rows: int) -> None:
+    """``<root>/dataset.json``: the mapping the data was imported with (training and scoring read it)."""
+    manifest = {
+        "mapping": spec.model_dump(mode="json"),
+        "source_file": str(source),
+        "rows": rows,
+        "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    path = root / MANIFEST
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CampaignImportError(f"{path}: cannot write: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:

@@ -218,6 +218,10 @@ class UpliftPredictor:
         if kind == "fusion":
             root = Path(artifacts["components"])
             extra["components"] = {name: cls.load_folder(root / name) for name in config["components"]}
+            # the blend's order-value part is its first component's: read the matrix in that component's order
+            first = next(iter(extra["components"].values()))
+            if sorted(first.spec.matrix_columns) == sorted(spec.matrix_columns):
+                spec = spec.aligned(first.spec.matrix_columns)
             return cls(kind, spec, **extra)
         if kind == "xgboost":
             from jobs.models.xgb_uplift import XGBUpliftTLearner, load_conversion

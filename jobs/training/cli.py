@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 train_app = typer.Typer(
-    help="Training set, XGBoost / Keras uplift models in MLflow, champion/challenger promotion.",
-    no_args_is_help=True,
+    help="Training set, XGBoost / Keras uplift models in MLflow, champion/challenger promotion; "
+    "or `msp train --dataset NAME` for an imported data set.",
+    invoke_without_command=True,
 )
 DsOpt = Annotated[str, typer.Option("--ds", help="Training date YYYY-MM-DD (campaign outcomes up to it).")]
 
@@ -22,6 +23,32 @@ def _run(fn, *args):
     except (PipelineError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+@train_app.callback()
+def train_callback(
+    ctx: typer.Context,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Train on an imported data set (msp import campaign-log).")
+    ] = None,
+    ds: Annotated[str | None, typer.Option("--ds", help="With --dataset: the run date (default today).")] = None,
+    tune: Annotated[
+        bool | None, typer.Option("--tune/--no-tune", help="With --dataset: hyperparameter search.")
+    ] = None,
+) -> None:
+    """Without a sub-command and with --dataset: fit, register and gate the data set's models."""
+    if ctx.invoked_subcommand is not None:
+        if dataset is not None:
+            typer.echo("error: --dataset trains an imported data set; give it without a sub-command", err=True)
+            raise typer.Exit(2)
+        return
+    if dataset is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    from jobs.cli import run_dataset_step
+    from jobs.datasets.tasks import train_task
+
+    typer.echo(json.dumps(run_dataset_step(train_task, dataset, ds, tune), indent=2, default=str))
 
 
 @train_app.command("dataset")

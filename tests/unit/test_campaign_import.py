@@ -201,7 +201,10 @@ def test_rerun_replaces_the_files_and_leaves_no_temporary_files(tmp_path: Path) 
     assert files == [
         "campaign_log/ds=2024-05-06/demo_ab.parquet",
         "customer_attributes/ds=2024-05-06/demo_ab.parquet",
+        "dataset.json",
     ]
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["rows"] == 1 and manifest["mapping"]["dataset"] == "demo_ab"
 
 
 # --- the mapping ----------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Imported data sets as first-class inputs: train, score and evaluate them through the platform."""
