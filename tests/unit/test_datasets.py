@@ -114,3 +114,20 @@ def test_a_mapping_with_economics_and_a_split_column():
     assert spec.economics.cost_of("email", "no_action") == pytest.approx(0.2)
     assert spec.economics.cost_of("no_action", "no_action") == 0.0
     assert "part" in spec.required_columns()
+
+
+def test_on_a_uniformly_random_log_the_ips_of_the_uniform_policy_is_its_on_policy_rate():
+    """Logged bandit feedback: three arms drawn with probability 1/3; a policy that picks arms uniformly at
+    random (independently of the log) earns the mean of the arms' rates; its IPS interval covers it."""
+    rng = np.random.default_rng(7)
+    n, rates = 30_000, np.array([0.05, 0.08, 0.11])
+    logged = rng.integers(0, 3, n)
+    converted = (rng.random(n) < rates[logged]).astype(float)
+    actions = rng.integers(0, 3, n)
+    cost = np.zeros(3)
+    out = policy_report(
+        actions, logged, np.full(n, 1 / 3), converted, converted, cost, np.zeros((n, 3)), ("no_action", "a", "b"), 200
+    )
+    assert out["policy_profit_ips_lo"] <= rates.mean() <= out["policy_profit_ips_hi"]
+    assert out["policy_profit_ips"] == pytest.approx(rates.mean(), abs=0.006)
+    assert out["single_profit_ips__b"] == pytest.approx(0.11, abs=0.008)
