@@ -143,7 +143,12 @@ def test_0003_moves_rows_written_before_it_and_a_rerun_replaces_them(
     wh.replace("strategy_assignments", {"run_date": D1}, d1.drop(columns="model_strategy"))
     wh.replace("strategy_assignments", {"run_date": D2}, d2.drop(columns="model_strategy"))
     monkeypatch.undo()
-    assert wh.migrate() == ["0003_partition_assignments", "0004_closed_loop", "0005_predicted_intervals"]
+    assert wh.migrate() == [
+        "0003_partition_assignments",
+        "0004_closed_loop",
+        "0005_predicted_intervals",
+        "0006_datasets",
+    ]
     pd.testing.assert_frame_equal(rows(wh), expected(d1, d2))
     d1_v2 = assignments(D1, 250, version="2", seed=3, first=100)
     wh.replace("strategy_assignments", {"run_date": D1}, d1_v2)
@@ -453,7 +458,7 @@ def test_bi_reader_can_select_everything_and_change_nothing(
     wh = Warehouse(postgres_url, f"t_{secrets.token_hex(6)}")
     first = init_via_cli(monkeypatch, postgres_url, wh.schema)
     applied = "0001_data_quality', '0002_scoring', '0003_partition_assignments', '0004_closed_loop', "
-    assert f"applied ['{applied}'0005_predicted_intervals']" in first
+    assert f"applied ['{applied}'0005_predicted_intervals', '0006_datasets']" in first
     assert "bi_reader" in first
     assert "up to date" in init_via_cli(monkeypatch, postgres_url, wh.schema)  # idempotent, role included
     wh.replace("strategy_assignments", {"run_date": D1}, assignments(D1, 20))
