@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobs.imports.campaign_log import MANIFEST, SPLIT_COLUMN, EconomicsSpec
+from jobs.imports.campaign_log import MANIFEST, SPLIT_COLUMN, EconomicsSpec, GeneratedIds
 from jobs.models.frame import CONTROL
 from jobs.settings import Settings, require_identifier
 
@@ -44,7 +44,6 @@ class DatasetInfo:
     customer_id_column: str | None  # None: ids are generated from the row number
     id_prefix: str
     id_width: int
-    has_revenue: bool
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -85,6 +84,12 @@ def load_info(settings: Settings, name: str) -> DatasetInfo:
     for feature in mapping.get("features") or []:
         kind = types.get(feature) or _inferred_type(schema.field(feature).type)
         (categorical if kind == "categorical" else numeric).append(feature)
+    economics = EconomicsSpec.model_validate(mapping.get("economics") or {})
+    if economics.value_per_conversion is None and (mapping.get("outcomes") or {}).get("revenue") is None:
+        raise DatasetError(
+            f"data set {name!r} has no value: its mapping names no outcomes.revenue and no "
+            f"economics.value_per_conversion; give one of them and import again"
+        )
     ids = mapping["customer_id"]
     generate = ids.get("generate") or {}
     return DatasetInfo(
@@ -93,11 +98,10 @@ def load_info(settings: Settings, name: str) -> DatasetInfo:
         strategies=(CONTROL, *(s for s in names if s != CONTROL)),
         numeric=tuple(numeric),
         categorical=tuple(categorical),
-        economics=EconomicsSpec.model_validate(mapping.get("economics") or {}),
+        economics=economics,
         customer_id_column=ids.get("column"),
         id_prefix=str(generate.get("prefix", "")),
         id_width=int(generate.get("width", 7)),
-        has_revenue=mapping.get("outcomes", {}).get("revenue") is not None,
     )
 
 
@@ -194,7 +198,8 @@ def read_customers(info: DatasetInfo, file: Path) -> pd.DataFrame:
             raise DatasetError(f"{file}: no customer id column {info.customer_id_column!r} (the mapping's customer_id)")
         ids = frame[info.customer_id_column].astype("string")
     else:
-        ids = pd.Series([f"{info.id_prefix}{i:0{info.id_width}d}" for i in range(1, len(frame) + 1)], dtype="string")
+        generated = GeneratedIds(prefix=info.id_prefix, width=info.id_width).ids(len(frame))  # as the import numbers
+        ids = pd.Series(generated.to_pylist(), dtype="string")
     if ids.isna().any() or ids.duplicated().any():
         bad = int(ids.isna().idxmax() if ids.isna().any() else ids.duplicated().idxmax())
         raise DatasetError(f"{file}: data row {bad + 1}: customer ids must be present and unique")

@@ -115,7 +115,7 @@ def predictions(model: Any, frame: pd.DataFrame, strategies: tuple[str, ...]) ->
 def _fit(kind: str, prep: Prepared, info: DatasetInfo, settings: Settings, tune: bool) -> UpliftPredictor:
     import mlflow
 
-    from jobs.training.train import KERAS_DEFAULTS, XGB_DEFAULTS, fit_keras, fit_xgboost
+    from jobs.training.train import KERAS_DEFAULTS, XGB_DEFAULTS, fit_keras, fit_xgboost, tuned_xgboost_params
 
     if kind == "keras":
         params = {**KERAS_DEFAULTS, "strategies": info.strategies}
@@ -123,21 +123,7 @@ def _fit(kind: str, prep: Prepared, info: DatasetInfo, settings: Settings, tune:
         return fit_keras(prep, params)
     params = {**XGB_DEFAULTS, "strategies": info.strategies}
     if tune:
-        from jobs.training.tuning import tune_xgboost
-
-        params, summary = tune_xgboost(
-            prep.matrix("train"),
-            prep.train["converted"].to_numpy(),
-            prep.train["strategy"].to_numpy(),
-            prep.train["propensity"].to_numpy(),
-            params,
-            settings.tuning_budget_s,
-            settings.tuning_trials,
-            settings.tuning_folds,
-            seed=int(params["random_state"]),
-            feature_names=prep.spec.matrix_columns,
-        )
-        mlflow.log_metrics({f"tuning_{k}": float(v) for k, v in summary.items()})
+        params = tuned_xgboost_params(prep, params, settings)
     mlflow.log_params({k: v for k, v in params.items() if k != "strategies"})
     return fit_xgboost(prep, params)
 

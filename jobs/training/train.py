@@ -199,6 +199,28 @@ def fit_keras(prep: Prepared, params: dict[str, Any]) -> UpliftPredictor:
     return UpliftPredictor("keras", prep.spec, model)
 
 
+def tuned_xgboost_params(prep: Prepared, params: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``params`` with the cross-validated search's best values (within the settings' budget); logs its summary."""
+    import mlflow
+
+    from jobs.training.tuning import tune_xgboost
+
+    best, summary = tune_xgboost(
+        prep.matrix("train"),
+        prep.train["converted"].to_numpy(),
+        prep.train["strategy"].to_numpy(),
+        prep.train["propensity"].to_numpy(),
+        params,
+        settings.tuning_budget_s,
+        settings.tuning_trials,
+        settings.tuning_folds,
+        seed=int(params.get("random_state", 0)),
+        feature_names=prep.spec.matrix_columns,
+    )
+    mlflow.log_metrics({f"tuning_{k}": float(v) for k, v in summary.items()})
+    return best
+
+
 def importance(predictor: UpliftPredictor, prep: Prepared, rows: int = 3000, seed: int = 0) -> dict[str, float]:
     """Feature importance: total gain for XGBoost; for Keras the drop in AUC when a column is permuted."""
     import numpy as np
@@ -262,21 +284,7 @@ def train(
             engine = str(final.pop("engine", settings.xgboost_engine)).strip().lower()
             workers = int(final.pop("num_workers", settings.xgboost_spark_workers))
             if tune:
-                from jobs.training.tuning import tune_xgboost
-
-                final, summary = tune_xgboost(
-                    prep.matrix("train"),
-                    prep.train["converted"].to_numpy(),
-                    prep.train["strategy"].to_numpy(),
-                    prep.train["propensity"].to_numpy(),
-                    final,
-                    settings.tuning_budget_s,
-                    settings.tuning_trials,
-                    settings.tuning_folds,
-                    seed=int(final.get("random_state", 0)),
-                    feature_names=prep.spec.matrix_columns,
-                )
-                mlflow.log_metrics({f"tuning_{k}": float(v) for k, v in summary.items()})
+                final = tuned_xgboost_params(prep, final, settings)
             mlflow.log_params({k: v for k, v in final.items()})
             mlflow.log_params({"xgboost_engine": engine, "xgboost_spark_workers": workers})
             mlflow.set_tag("msp.xgboost_engine", engine)

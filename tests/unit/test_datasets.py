@@ -131,3 +131,33 @@ def test_on_a_uniformly_random_log_the_ips_of_the_uniform_policy_is_its_on_polic
     assert out["policy_profit_ips_lo"] <= rates.mean() <= out["policy_profit_ips_hi"]
     assert out["policy_profit_ips"] == pytest.approx(rates.mean(), abs=0.006)
     assert out["single_profit_ips__b"] == pytest.approx(0.11, abs=0.008)
+
+
+def test_a_data_set_without_any_value_is_refused_by_name(tmp_path):
+    """No revenue outcome and no value per conversion: nothing could price a decision, so training stops."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.datasets.data import DatasetError, dataset_root, load_info
+    from jobs.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    root = dataset_root(settings, "demo")
+    (root / "customer_attributes" / "ds=2026-01-01").mkdir(parents=True)
+    pq.write_table(
+        pa.table({"customer_id": ["a"], "age": [30], "city": ["X"]}),
+        root / "customer_attributes" / "ds=2026-01-01" / "demo.parquet",
+    )
+    mapping = CampaignMapping.model_validate({**BASE, "outcomes": {"converted": "buy"}})
+    (root / "dataset.json").write_text(json.dumps({"mapping": mapping.model_dump(mode="json")}))
+    refused = r"'demo' has no value: .* outcomes.revenue and no economics.value_per_conversion"
+    with pytest.raises(DatasetError, match=refused):
+        load_info(settings, "demo")
+    priced = CampaignMapping.model_validate(
+        {**BASE, "outcomes": {"converted": "buy"}, "economics": {"value_per_conversion": 5}}
+    )
+    (root / "dataset.json").write_text(json.dumps({"mapping": priced.model_dump(mode="json")}))
+    info = load_info(settings, "demo")
+    assert info.strategies == ("no_action", "email") and info.numeric == ("age",) and info.categorical == ("city",)
