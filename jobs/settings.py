@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     airflow_home: Path = Field(Path("var/airflow"), description="AIRFLOW_HOME in embedded mode (SQLite).")
     spark_master: str = Field("local[*]", description="Spark master URL.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf (JSON object).")
+    spark_short_lived_jvm: bool = Field(
+        False,
+        description="Tune the Spark JVMs (driver and executors) for jobs that live seconds on small data: C1 JIT "
+        "only and the serial GC (jobs.spark.SHORT_LIVED_JVM). The demo and the test suite turn it on; leave it "
+        "off for large shops, where the C2 compiler and the parallel GC pay for themselves.",
+    )
     spark_submit: bool = Field(
         False,
         description="DAGs run their Spark steps through spark-submit (SparkSubmitOperator) on the master of "

@@ -140,6 +140,7 @@ def task_env(settings: Settings, creds: Credentials) -> dict[str, str]:
         "MSP_WAREHOUSE_URL": database_url(settings, "warehouse"),
         "MSP_SPARK_MASTER": urls["spark"],
         "MSP_SPARK_CONF": json.dumps(stack_spark_conf(settings)),
+        "MSP_SPARK_SHORT_LIVED_JVM": str(settings.spark_short_lived_jvm).lower(),
         # the DAGs' Spark steps go through spark-submit (SparkSubmitOperator) to the stack's master
         "MSP_SPARK_SUBMIT": "true",
         "MSP_SPARK_CONN_ID": settings.spark_conn_id,

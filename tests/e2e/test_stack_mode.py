@@ -38,8 +38,6 @@ HOST = "127.0.0.1"
 SHOP = SimConfig(seed=3, customers=3_000, products=60, days=30)
 SHOP_START, SHOP_END = SHOP.start.isoformat(), SHOP.end.isoformat()
 TABLES = ("customers", "products", "events", "orders", "campaign_log")
-#: JVM options of the short-lived test applications: C1 JIT only, serial GC
-SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def free_port() -> int:
@@ -69,7 +67,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         stack_spark_worker_memory="2g",
         # the chain's ~15 Spark applications each live seconds on a tiny shop: the JIT's C2 compiler and the
         # parallel GC cost more CPU than they save (2 cores: chain test 913 s without, 591 s and 698 s with)
-        spark_conf={f"spark.{role}.extraJavaOptions": SHORT_LIVED_JVM for role in ("driver", "executor")},
+        spark_short_lived_jvm=True,
     )
     try:
         with pytest.MonkeyPatch.context() as env:  # what the stack's tasks inherit
