@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: JVM options for Spark applications that live seconds on small data (``MSP_SPARK_SHORT_LIVED_JVM``): the
-#: C2 compiler and the parallel GC cost more CPU than they save there (2 cores, a 20,000-customer shop's
-#: recommendation inputs: 72 s -> 48 s; the Spark unit tests 223 s -> 167 s)
+#: C2 compiler and the parallel GC cost more CPU than they save there (one A/B on 2 cores shared with another
+#: run, so indicative only: a 20,000-customer shop's recommendation inputs 72 s -> 48 s; not in make bench)
 SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
