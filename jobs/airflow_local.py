@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.settings import Settings
+from jobs.threads import thread_env
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
             "MSP_HOME": str(settings.home),
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            **thread_env(env),  # the task processes' OpenMP threads spin briefly (jobs/threads.py)
             # `airflow standalone` starts its components as `airflow ...` from PATH: the venv's first
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         }

@@ -353,6 +353,9 @@ def demo_command() -> None:
 
 
 def main() -> None:
+    from jobs.threads import use_thread_env
+
+    use_thread_env()  # before any command imports XGBoost (libgomp reads it once)
     app()
 
 

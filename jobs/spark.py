@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from jobs.settings import Settings
+from jobs.threads import thread_env
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -49,6 +50,8 @@ def default_conf(settings: Settings, driver_memory: str | None = None) -> dict[s
         conf["spark.ui.enabled"] = os.environ.get("MSP_SPARK_UI", "false")
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         conf["spark.driver.host"] = "127.0.0.1"
+    for key, value in thread_env().items():  # executors (and their Python workers) on a cluster: jobs/threads.py
+        conf[f"spark.executorEnv.{key}"] = value
     if settings.spark_short_lived_jvm:
         for role in ("driver", "executor"):
             conf[f"spark.{role}.extraJavaOptions"] = SHORT_LIVED_JVM

@@ -23,6 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The suite's Spark jobs live seconds on small data (as the demo's): C1-only JIT and the serial GC in every
 # JVM it starts, the DAG runs' included (jobs.spark.SHORT_LIVED_JVM; the suite-level gain is not yet measured)
 os.environ.setdefault("MSP_SPARK_SHORT_LIVED_JVM", "true")
+# XGBoost's OpenMP threads spin briefly, as the CLI and the DAGs' tasks have them (jobs/threads.py)
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
