@@ -15,6 +15,7 @@ Nightly retraining of the uplift models, also triggered when every silver table 
    metrics, plots, the data profile and lineage to MLflow, registers a version and points
    `@challenger` at it.
 4. **train_fusion**: a blend of the two challengers' effects, registered as a third family.
+   A family left out of `MSP_MODEL_FAMILIES` (e.g. `["xgboost"]`) is skipped, and so is the fusion.
 5. **evaluate_and_promote**: each challenger becomes `@champion` only if the held-out profit
    (doubly robust) of the policy it induces beats the champion's by `MSP_PROMOTION_MARGIN`; the
    first version is promoted; then the best family champion is copied into the served model
@@ -124,7 +125,8 @@ def marketing_train() -> None:
         stamp_outlets(context, run_date)
         return train_task("fusion", run_date)
 
-    @task(outlets=[CHAMPION])
+    # runs when the families left out by MSP_MODEL_FAMILIES were skipped, not when one failed
+    @task(outlets=[CHAMPION], trigger_rule="none_failed")
     def evaluate_and_promote(run_date: str, **context) -> dict:
         """Challenger vs champion on the same held-out rows; move @champion when the challenger wins."""
         from jobs.pipeline.tasks import stamp_outlets
@@ -144,7 +146,9 @@ def marketing_train() -> None:
     run_date >> [features, training_set]
     features >> training_set
     families = [train_xgboost(run_date), train_keras(run_date)]
-    training_set >> families >> train_fusion(run_date) >> evaluate_and_promote(run_date)
+    promote = evaluate_and_promote(run_date)
+    training_set >> families >> train_fusion(run_date) >> promote
+    families >> promote
 
 
 marketing_train()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     # Training (issue 4)
     mlflow_experiment: str = Field("marketing-uplift", description="MLflow experiment of the nightly training runs.")
     model_name_prefix: str = Field("msp_uplift", description="Registered models are <prefix>_xgboost, <prefix>_keras.")
+    model_families: list[Literal["xgboost", "keras", "fusion"]] = Field(
+        default_factory=lambda: ["xgboost", "keras", "fusion"],
+        description='Model families marketing_train fits and the champion gate compares (JSON list, e.g. ["xgboost"]: '
+        "no TensorFlow at training time); fusion blends the other two, so it needs both.",
+    )
     holdout_share: float = Field(
         0.5,
         gt=0,
@@ -169,6 +174,24 @@ class Settings(BaseSettings):
     def _prefix_is_identifier(cls, value: str) -> str:
         # <prefix>_<family> names the registered models and is written to the warehouse's model_name
         return require_identifier(value, "MSP_MODEL_NAME_PREFIX=")
+
+    @field_validator("model_families")
+    @classmethod
+    def _families_fit_together(cls, value: list[str]) -> list[str]:
+        families = list(dict.fromkeys(value))
+        if not families:
+            raise ValueError("MSP_MODEL_FAMILIES: name at least one model family (xgboost, keras, fusion)")
+        if "fusion" in families and not {"xgboost", "keras"} <= set(families):
+            raise ValueError("MSP_MODEL_FAMILIES: fusion blends xgboost and keras, so it needs both")
+        return families
+
+    @model_validator(mode="after")
+    def _scoring_model_is_trained(self) -> Settings:
+        if self.scoring_model != "policy" and self.scoring_model not in self.model_families:
+            raise ValueError(
+                f"MSP_SCORING_MODEL={self.scoring_model!r} is not among MSP_MODEL_FAMILIES={self.model_families}"
+            )
+        return self
 
     @field_validator("http_tables")
     @classmethod

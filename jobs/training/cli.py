@@ -76,6 +76,9 @@ def model_command(
     from jobs.training.tasks import parse_params
     from jobs.training.train import train, train_fusion
 
+    if kind not in (families := get_settings().model_families):
+        typer.echo(f"error: {kind} is not in MSP_MODEL_FAMILIES={families}; the gate would ignore it", err=True)
+        raise typer.Exit(2)
     if kind == "fusion":
         result = _run(lambda: train_fusion(get_settings(), ds))
     else:

@@ -125,15 +125,18 @@ def _record(client: Any, name: str, version: Any, record: dict[str, Any], on_run
                 client.log_metric(version.run_id, f"{on_run}_{key}", record[key])
 
 
-def evaluate_and_promote(settings: Settings, ds: str, kinds: tuple[str, ...] = KINDS) -> dict[str, dict[str, Any]]:
-    """Compare challenger and champion of every family, then choose what serves (see the module docstring)."""
+def evaluate_and_promote(
+    settings: Settings, ds: str, kinds: tuple[str, ...] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Compare challenger and champion of every family (``MSP_MODEL_FAMILIES`` unless ``kinds`` is given), then
+    choose what serves among the configured families' champions (see the module docstring)."""
     import mlflow
 
     configure_mlflow(settings)
     client = mlflow.MlflowClient()
     prep = None
     results: dict[str, dict[str, Any]] = {}
-    for kind in kinds:
+    for kind in kinds or settings.model_families:
         name = model_name(settings, kind)
         challenger = _alias(client, name, CHALLENGER)
         if challenger is None:
@@ -178,7 +181,7 @@ def choose_served(settings: Settings, ds: str, client: Any, prep: Any = None) ->
 
     served = model_name(settings, SERVED)
     champions: dict[str, str] = {}
-    for kind in KINDS:
+    for kind in settings.model_families:  # a family turned off no longer competes to serve
         version = _alias(client, model_name(settings, kind), CHAMPION)
         if version is not None:
             champions[kind] = f"{model_name(settings, kind)}/{version.version}"

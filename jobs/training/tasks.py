@@ -63,11 +63,17 @@ def build_training_set_task(ds: str) -> dict[str, int]:
 
 
 def train_task(kind: str, ds: str, params: Any = None, tune: bool | None = None) -> dict[str, Any]:
+    """Fit one family; skipped (not failed) when ``MSP_MODEL_FAMILIES`` leaves it out."""
     from jobs.training.train import train, train_fusion
 
+    settings = get_settings()
+    if kind not in settings.model_families:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"{kind} is not in MSP_MODEL_FAMILIES={settings.model_families}")
     if kind == "fusion":
-        return fail_on_data_errors(train_fusion, get_settings(), ds)
-    return fail_on_data_errors(train, get_settings(), kind, ds, parse_params(params), tune)
+        return fail_on_data_errors(train_fusion, settings, ds)
+    return fail_on_data_errors(train, settings, kind, ds, parse_params(params), tune)
 
 
 def promote_task(ds: str) -> dict[str, Any]:

@@ -72,6 +72,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     try:
         with pytest.MonkeyPatch.context() as env:  # what the stack's tasks inherit
             env.setenv("MSP_TUNING_BUDGET_S", "5")
+            # the chain, not the model families, is under test here (test_train_dag fits all three): XGBoost only,
+            # which also shows the families left out are skipped and the gate still promotes
+            env.setenv("MSP_MODEL_FAMILIES", '["xgboost"]')
             env.setenv("MSP_SPARK_DRIVER_MEMORY", "1g")  # each submitted step's driver, beside the worker's 2g
             # no nightly times: unpausing a DAG would start its run of today; only the chain under test runs
             env.setenv("MSP_SCHEDULE_MODE", "assets")
@@ -203,6 +206,11 @@ def test_the_dag_chain_runs_on_the_stack(stack: Settings) -> None:
     for dag_id, run_id, state in runs:
         assert state == "success", api.task_logs(dag_id, run_id)
     assert len(runs) == 4
+    _, train_run, _ = runs[1]
+    _, answer = api.request("GET", f"/api/v2/dags/marketing_train/dagRuns/{train_run}/taskInstances")
+    states = {ti["task_id"]: ti["state"] for ti in answer["task_instances"]}
+    assert (states["train_xgboost"], states["evaluate_and_promote"]) == ("success", "success"), states
+    assert (states["train_keras"], states["train_fusion"]) == ("skipped", "skipped"), states
 
     # the Spark steps went through spark-submit to the stack's master; scoring's session ran there too
     with urllib.request.urlopen(f"http://{HOST}:{stack.stack_spark_ui_port}/json/", timeout=30) as r:

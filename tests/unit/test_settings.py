@@ -119,3 +119,23 @@ def test_dag_parse_reads_the_schedule_mode_as_the_settings_do(value: str, monkey
     monkeypatch.setenv("MSP_SCHEDULE_MODE", "hourly")
     with pytest.raises(ValidationError, match="schedule_mode"):
         Settings()
+
+
+def test_model_families_come_from_the_environment_and_must_fit_together(
+    msp_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings().model_families == ["xgboost", "keras", "fusion"]
+    monkeypatch.setenv("MSP_MODEL_FAMILIES", '["xgboost"]')
+    assert Settings().model_families == ["xgboost"]
+    for bad, says in (
+        ("[]", "at least one model family"),
+        ('["xgboost", "fusion"]', "fusion blends xgboost and keras"),
+        ('["lightgbm"]', "model_families"),
+    ):
+        monkeypatch.setenv("MSP_MODEL_FAMILIES", bad)
+        with pytest.raises(ValidationError, match=says):
+            Settings()
+    monkeypatch.setenv("MSP_MODEL_FAMILIES", '["keras"]')
+    monkeypatch.setenv("MSP_SCORING_MODEL", "xgboost")
+    with pytest.raises(ValidationError, match="MSP_SCORING_MODEL='xgboost' is not among MSP_MODEL_FAMILIES"):
+        Settings()
