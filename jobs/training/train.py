@@ -402,7 +402,7 @@ def _log_inputs(prep: Prepared, name: str, kind: str, ds: str, settings: Setting
     import mlflow
     import mlflow.data
 
-    from jobs.training.profile import profile
+    from jobs.training.profile import profile_folder
 
     mlflow.set_tags({"msp.ds": ds, "msp.model_family": kind, "msp.registered_model": name, "msp.role": "training"})
     source = str(training_set_path(settings, ds))
@@ -414,11 +414,8 @@ def _log_inputs(prep: Prepared, name: str, kind: str, ds: str, settings: Setting
             targets="converted",
         )
         mlflow.log_input(dataset, context=part)
-    texts, figs = profile(prep.frame, prep.spec.numeric)
-    for path, text in texts.items():
-        mlflow.log_text(text, path)
-    for path, fig in figs.items():
-        mlflow.log_figure(fig, path)
+    cache = settings.path(settings.data_root) / "_cache" / "profile" / f"ds={ds}"
+    mlflow.log_artifacts(str(profile_folder(prep.frame, prep.spec.numeric, cache)), "profile")
 
 
 def _evaluate_log_register(
