@@ -81,7 +81,7 @@ test: venv java postgres browser  ## run the whole test suite (unit, integration
 test-unit: venv java  ## only the fast unit tests
 	@$(BIN)/python -m pytest tests/unit
 
-bench: venv java postgres  ## run every benchmark (about 1.5 h; runs the demo first if its state is missing); writes docs/BENCHMARKS.md and var/bench/results.json
+bench: venv java postgres  ## run every benchmark (about 1.7 h, the demo included; runs the demo first if its state is missing); writes docs/BENCHMARKS.md and var/bench/results.json
 	@$(BIN)/python -c 'from pathlib import Path; from tests.bench.scoring import demo_state; demo_state(Path("var"))' 2>/dev/null \
 	  || { echo "==> the scoring benchmark reads the demo's shop and models: running make demo first"; $(BIN)/msp demo; }
 	@$(BIN)/python -m tests.bench.run

@@ -38,6 +38,7 @@ BENCHMARKS = (
     "warehouse",
     "scaling",
     "loop",
+    "demo",
 )
 #: the heading that starts each benchmark's markdown section
 SECTION_TITLES = {
@@ -50,6 +51,7 @@ SECTION_TITLES = {
     "warehouse": "## Warehouse writes on PostgreSQL",
     "scaling": "## Scaling curve of the pipeline",
     "loop": "## The closed loop, night after night",
+    "demo": "## `make demo`, stage by stage",
 }
 
 
@@ -276,6 +278,7 @@ def render_markdown(results: dict[str, Any], kept: dict[str, str] | None = None)
     lines += warehouse_markdown(results.get("warehouse"))
     lines += scaling_markdown(results.get("scaling"))
     lines += loop_markdown(results.get("loop"))
+    lines += demo_markdown(results.get("demo"))
     text = "\n".join(lines) + "\n"
     for name in BENCHMARKS:  # sections of benchmarks this run has no figures for, as they were
         if not results.get(name) and name in kept:
@@ -824,6 +827,37 @@ def _loop(work: Path, quick: bool) -> dict[str, Any]:
     return bench_loop(work, quick=quick)
 
 
+def _demo(work: Path) -> dict[str, Any]:
+    from tests.bench.demo import bench_demo
+
+    return bench_demo(work)
+
+
+def demo_markdown(dm: dict[str, Any] | None) -> list[str]:
+    """The demo section: ``msp demo`` in a fresh home, its stage times, against the absolute goal."""
+    if not dm:
+        return []
+    goal = dm["goal"]
+    verdict = "met" if dm["goal_met"] else "NOT met"
+    return [
+        SECTION_TITLES["demo"],
+        "",
+        "Command: `python -m tests.bench.run --only demo` (`tests/bench/demo.py`): `msp demo` (what `make demo` "
+        "runs after the install) in a child process with a fresh `MSP_HOME`. The goal is absolute (a ground rule, "
+        "not a ratio): there is no baseline to run beside it; the ratio is to the goal.",
+        "",
+        "| stage | seconds |",
+        "|---|---:|",
+        *[f"| {name} | {seconds} |" for name, seconds in dm["stages"].items()],
+        f"| **total (wall, child process)** | **{dm['seconds']}** |",
+        "",
+        f"Goal (issue 20): at most {goal['seconds_max']:.0f} s after the install (ground rule: "
+        f"{goal['rule_seconds_max']:.0f} s): **{verdict}** ({dm['ratio_to_goal']} of the goal; peak RSS of "
+        f"the demo's own process {dm['peak_rss_mb']:,} MB, its Airflow and Spark children not included).",
+        "",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, not the figures")
@@ -875,6 +909,7 @@ def main(argv: list[str] | None = None) -> int:
             "warehouse": lambda: bench_warehouse(20_000 if args.quick else 1_000_000),
             "scaling": lambda: _scaling(work, args.quick, args.results.with_name("scaling-partial.json")),
             "loop": lambda: _loop(work, args.quick),
+            "demo": lambda: _demo(work),
         }
         done: list[str] = []
         for name in BENCHMARKS:

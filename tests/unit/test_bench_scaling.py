@@ -114,3 +114,25 @@ def test_a_failure_at_the_largest_size_keeps_its_measured_stages_and_fails_the_g
     assert "**NOT met** (the run at 1,000 customers failed" in text
     (goal,) = [line for line in text.splitlines() if line.startswith("Goal (issue 8)")]
     assert "**met**" not in goal
+
+
+def test_the_demo_benchmark_reads_the_stage_times_the_demo_prints() -> None:
+    from tests.bench.demo import stage_times
+
+    report = "\n".join(
+        [
+            "Where to look:",
+            "  UIs            make ui",
+            "",
+            "Stage times:",
+            "  simulate the shop (landing zone + ground truth)     6.2 s",
+            "  marketing_ingest through Airflow                  101.5 s",
+            "Demo finished in 108 s.",
+        ]
+    )
+    assert stage_times(report) == {
+        "simulate the shop (landing zone + ground truth)": 6.2,
+        "marketing_ingest through Airflow": 101.5,
+    }
+    with pytest.raises(RuntimeError, match="no 'Stage times:' summary"):
+        stage_times("Demo finished in 1 s.")
