@@ -32,7 +32,8 @@ $(STAMP): requirements/lock.txt setup.cfg pyproject.toml
 	@echo "==> installing the pinned environment into $(VENV) (first time: a few minutes)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	@$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements/lock.txt
+	@# compiled at install: otherwise the first demo (or test run) compiles TensorFlow's, Airflow's and MLflow's modules
+	@$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python --require-hashes requirements/lock.txt
 	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 

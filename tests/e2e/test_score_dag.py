@@ -7,6 +7,7 @@ from datetime import date
 
 import duckdb
 import pandas as pd
+from pydantic import SecretStr
 
 from jobs.scoring.catalogue import load_catalogue
 from jobs.simulator.respond import respond
@@ -42,17 +43,14 @@ def test_assignments_in_duckdb_are_complete_and_recorded(scored: dict) -> None:
     assert summary["customers"].sum() == len(frame)
 
 
-def test_a_rerun_replaces_the_date_with_identical_rows(scored: dict) -> None:
-    settings = scored["settings"]
-    run_score(settings)
-    again = rows(settings.resolved_warehouse_url)
-    pd.testing.assert_frame_equal(again, scored["duckdb"])
-    con = duckdb.connect(settings.resolved_warehouse_url.removeprefix("duckdb:///"), read_only=True)
-    count = f"SELECT count(*) FROM marketing.strategy_assignments WHERE run_date = DATE '{END}'"
-    assert con.execute(count).fetchall()[0][0] == len(again)  # no duplicates of the date
+def test_a_rerun_writes_postgresql_identically_and_republishing_replaces_the_date(
+    scored: dict, postgres_url: str
+) -> None:
+    """The DAG rerun for the date (into PostgreSQL) makes the same assignments; publishing the date again
+    replaces it in either warehouse, never duplicates it (the step a rerun ends with)."""
+    from jobs.scoring.score import publish
+    from jobs.spark import get_spark
 
-
-def test_the_same_run_writes_postgresql_identically(scored: dict, postgres_url: str) -> None:
     settings = scored["settings"]
     run_score(settings, {"MSP_WAREHOUSE_URL": postgres_url})
     pg = rows(postgres_url)
@@ -61,6 +59,18 @@ def test_the_same_run_writes_postgresql_identically(scored: dict, postgres_url: 
     pd.testing.assert_frame_equal(
         pg.drop(columns=["run_date"]), duck.drop(columns=["run_date"]), check_dtype=False, check_exact=False, rtol=1e-9
     )
+    forecast = "SELECT * FROM marketing.campaign_forecast WHERE run_date = DATE '{}' ORDER BY strategy, segment"
+    for url, before in ((postgres_url, pg), (settings.resolved_warehouse_url, duck)):
+        target = settings.model_copy(update={"warehouse_url": SecretStr(url)})
+        wh = Warehouse.from_settings(target)
+        planned = wh.query(forecast.format(END)).drop(columns=["created_at"])
+        publish(get_spark(target, "msp-publish"), target, END)
+        pd.testing.assert_frame_equal(rows(url), before)  # scored_at aside, the same rows, once each
+        again = wh.query(forecast.format(END)).drop(columns=["created_at"])
+        pd.testing.assert_frame_equal(again, planned, check_exact=False, rtol=1e-9)
+    con = duckdb.connect(settings.resolved_warehouse_url.removeprefix("duckdb:///"), read_only=True)
+    count = f"SELECT count(*) FROM marketing.strategy_assignments WHERE run_date = DATE '{END}'"
+    assert con.execute(count).fetchall()[0][0] == len(duck)  # no duplicates of the date
 
 
 def test_the_nights_policy_against_the_simulators_truth(scored: dict) -> None:
