@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from jobs.scoring.catalogue import load_catalogue
-from jobs.scoring.optimiser import assign, decide, optimise, plan_exploration
+from jobs.scoring.optimiser import decide, draw, optimise, plan_exploration
 
 log = logging.getLogger(__name__)
 TOL = 1e-9
@@ -159,9 +159,8 @@ def test_one_million_customers_by_five_strategies() -> None:
     eligible = rng.random((n, k)) < 0.85
     caps = np.array([n, n, 150_000, 50_000, 40_000])
     budget = 40_000.0
-    plan = plan_exploration(eligible, cost, budget, caps, holdout_share=0.05, explore_share=0.05)
     started = time.perf_counter()
-    solution = optimise(value, cost, eligible, plan.optimiser_budget, plan.optimiser_caps)
+    solution = optimise(value, cost, eligible, budget, caps)
     seconds = time.perf_counter() - started
     log.info(
         "1M x 5: solved in %.2f s, gap %.3g (%.2g%%), %d line searches, counts %s",
@@ -171,22 +170,14 @@ def test_one_million_customers_by_five_strategies() -> None:
         solution.iterations,
         solution.counts.tolist(),
     )
-    assert_feasible(solution.choice, cost, eligible, plan.optimiser_budget, plan.optimiser_caps)
+    assert_feasible(solution.choice, cost, eligible, budget, caps)
     assert solution.upper_bound >= solution.objective
     assert solution.objective == pytest.approx(value[np.arange(n), solution.choice].sum(), rel=1e-9)
-    assignment = assign(
-        solution.choice,
-        eligible=eligible,
-        cost=cost,
-        budget=budget,
-        caps=caps,
-        holdout_share=0.05,
-        explore_share=0.05,
-        rng_seed=3,
-        plan=plan,
-    )
+    _, assignment = decide(value, cost, eligible, budget, caps, holdout_share=0.05, explore_share=0.05, rng_seed=3)
     assert_feasible(assignment.strategy, cost, eligible, budget, caps)
     assert np.allclose(assignment.probabilities.sum(axis=1), 1.0)
+    # the draws come first: the budget is spent on the customers who can receive the choice
+    assert assignment.spent > 0.999 * budget
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,32 +191,22 @@ def test_assignment_never_exceeds_budget_or_caps() -> None:
         n, k = int(rng.integers(5, 300)), int(rng.integers(2, 6))
         value, cost, eligible, budget, caps = random_instance(rng, n, k)
         holdout, explore = float(rng.uniform(0, 0.5)), float(rng.uniform(0, 0.6))
-        solution, assignment = decide(
-            value, cost, eligible, budget, caps, holdout_share=holdout, explore_share=explore, rng_seed=seed
-        )
-        assert_feasible(solution.choice, cost, eligible, budget, caps)
-        for draw in range(5):  # other draws under the same plan
-            again = assign(
-                solution.choice,
-                eligible=eligible,
-                cost=cost,
-                budget=budget,
-                caps=caps,
-                holdout_share=holdout,
-                explore_share=explore,
-                rng_seed=100 + draw,
-                plan=assignment.plan,
+        for draw_seed in (seed, 100 + seed, 200 + seed):  # other draws of the same instance
+            solution, a = decide(
+                value, cost, eligible, budget, caps, holdout_share=holdout, explore_share=explore, rng_seed=draw_seed
             )
-            assert_feasible(again.strategy, cost, eligible, budget, caps)
-            assert again.spent <= budget
-        a = assignment
-        assert np.allclose(a.probabilities.sum(axis=1), 1.0)
-        assert np.all(a.propensity == a.probabilities[np.arange(n), a.strategy]) and np.all(a.propensity > 0)
-        assert np.all(a.strategy[a.reason == "holdout"] == 0)
-        model = a.reason == "model"
-        assert np.array_equal(a.strategy[model], solution.choice[model])
-        explored = a.reason == "explore"
-        assert np.all(a.plan.support[np.flatnonzero(explored), a.strategy[explored]])
+            assert_feasible(a.strategy, cost, eligible, budget, caps)
+            assert a.spent <= budget
+            assert np.allclose(a.probabilities.sum(axis=1), 1.0)
+            assert np.all(a.propensity == a.probabilities[np.arange(n), a.strategy]) and np.all(a.propensity > 0)
+            assert np.all(a.strategy[a.reason == "holdout"] == 0)
+            model = a.reason == "model"
+            assert np.array_equal(a.strategy[model], solution.choice)  # the optimiser saw the model customers only
+            assert np.array_equal(a.model_choice[model], a.strategy[model])
+            explored = a.reason == "explore"
+            assert np.all(a.plan.support[np.flatnonzero(explored), a.strategy[explored]])
+            elig = eligible | (np.arange(k) == 0)
+            assert np.all(elig[np.arange(n), a.model_choice])  # m_i of the others is an eligible strategy too
 
 
 def test_assignment_is_deterministic_for_a_seed() -> None:
@@ -240,34 +221,31 @@ def test_assignment_is_deterministic_for_a_seed() -> None:
 
 
 def test_propensities_match_the_empirical_assignment_frequencies() -> None:
-    """Over many seeds, how often each customer gets each strategy is its recorded probability."""
+    """Over many seeds, how often each customer gets each strategy is its recorded probability.
+
+    The budget does not bind, so each customer's m_i (its best eligible strategy) does not depend on the
+    draws and the recorded probabilities are the same in every draw.
+    """
     n, k = 7, 4
     eligible = np.array(
         [[1, 1, 1, 1], [1, 0, 1, 1], [1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 1, 1], [1, 1, 1, 0], [1, 1, 1, 1]], dtype=bool
     )
     cost = np.tile([0.0, 0.1, 0.5, 1.0], (n, 1))
     choice = np.array([3, 2, 0, 1, 2, 1, 3])  # includes the control and strategies an explore draw can repeat
+    value = np.zeros((n, k))
+    value[np.arange(n), choice] = 1.0 + np.arange(n)
+    value[:, 0] = np.where(choice == 0, 1.0, 0.0)
     budget, caps = 100.0, np.array([n, n, n, n])
     holdout, explore = 0.2, 0.35
-    plan = plan_exploration(eligible, cost, budget, caps, holdout_share=holdout, explore_share=explore)
     draws = 4000
     counts = np.zeros((n, k))
     reference = None
     for seed in range(draws):
-        a = assign(
-            choice,
-            eligible=eligible,
-            cost=cost,
-            budget=budget,
-            caps=caps,
-            holdout_share=holdout,
-            explore_share=explore,
-            rng_seed=seed,
-            plan=plan,
-        )
+        _, a = decide(value, cost, eligible, budget, caps, holdout_share=holdout, explore_share=explore, rng_seed=seed)
+        assert np.array_equal(a.model_choice, choice)
         counts[np.arange(n), a.strategy] += 1
         reference = a.probabilities if reference is None else reference
-        assert np.array_equal(a.probabilities, reference)  # fixed before the draw
+        assert np.array_equal(a.probabilities, reference)
     assert np.allclose(reference.sum(axis=1), 1.0)
     # exact values for customer 0: all four eligible, the optimiser's choice 3
     e_share = (1 - holdout) * explore / 4
@@ -276,6 +254,57 @@ def test_propensities_match_the_empirical_assignment_frequencies() -> None:
     sigma = np.sqrt(reference * (1 - reference) / draws)
     assert np.all(np.abs(frequency - reference) <= 4.5 * sigma + 1e-12), np.abs(frequency - reference) / (sigma + 1e-12)
     assert np.all(frequency[~(eligible | (np.arange(k) == 0))] == 0)
+
+
+def test_with_a_binding_budget_the_recorded_propensities_are_the_draws_frequencies() -> None:
+    """Where the budget binds, m_i depends on the others' draws only through the multipliers: over many
+    draws, the mean recorded propensity of every (customer, strategy) matches how often it was assigned."""
+    rng = np.random.default_rng(3)
+    n, k = 400, 3
+    value = np.c_[np.zeros(n), rng.normal(1.0, 0.5, n), rng.normal(1.5, 0.8, n)]
+    cost = np.c_[np.zeros(n), rng.uniform(0.5, 1.5, n), rng.uniform(1.0, 2.0, n)]
+    eligible = np.ones((n, k), dtype=bool)
+    budget = 0.25 * cost[:, 1].sum()
+    draws = 300
+    counts, recorded = np.zeros((n, k)), np.zeros((n, k))
+    for seed in range(draws):
+        _, a = decide(value, cost, eligible, budget, None, holdout_share=0.1, explore_share=0.1, rng_seed=seed)
+        assert a.spent <= budget
+        counts[np.arange(n), a.strategy] += 1
+        recorded += a.probabilities
+    frequency, mean = counts / draws, recorded / draws
+    # aggregated over customers (each customer's own frequency is a 300-draw estimate)
+    assert np.allclose(frequency.sum(axis=0), mean.sum(axis=0), rtol=0.03)
+    assert np.abs(frequency - mean).max() < 0.2
+
+
+def test_the_draws_do_not_depend_on_the_values() -> None:
+    rng = np.random.default_rng(8)
+    value, cost, eligible, budget, caps = random_instance(rng, 150, 4)
+    plan = plan_exploration(eligible, cost, budget, caps, holdout_share=0.1, explore_share=0.2)
+    holdout, drawn = draw(plan, 42)
+    _, a = decide(value, cost, eligible, budget, caps, holdout_share=0.1, explore_share=0.2, rng_seed=42)
+    _, b = decide(-value, cost, eligible, budget, caps, holdout_share=0.1, explore_share=0.2, rng_seed=42)
+    for x in (a, b):
+        assert np.array_equal(x.reason == "holdout", holdout) and np.array_equal(x.reason == "explore", drawn >= 0)
+        assert np.array_equal(x.strategy[drawn >= 0], drawn[drawn >= 0])
+
+
+def test_the_optimiser_spends_the_budget_of_the_customers_held_out() -> None:
+    """Held-out and explored customers take no budget from the model customers: with a budget that binds,
+    the model customers get (nearly) all of what exploration left, not the share the optimiser would
+    have given them had it solved for everyone."""
+    n = 2000
+    value = np.c_[np.zeros(n), np.linspace(2.0, 1.0, n)]
+    cost = np.c_[np.zeros(n), np.ones(n)]
+    eligible = np.ones((n, 2), dtype=bool)
+    solution, a = decide(value, cost, eligible, 500.0, None, holdout_share=0.2, explore_share=0.1, rng_seed=1)
+    explored = (a.reason == "explore") & (a.strategy == 1)
+    treated = (a.reason == "model") & (a.strategy == 1)
+    assert 499 <= treated.sum() + explored.sum() <= 500  # every euro spent (but the float slack kept off the budget)
+    # the model customers treated are the best ones the draw left: top values first, nobody skipped
+    model_rows = np.flatnonzero(a.reason == "model")
+    assert np.array_equal(np.flatnonzero(treated), model_rows[: treated.sum()])
 
 
 def test_exploration_leaves_out_strategies_whose_cap_it_could_overrun() -> None:
@@ -290,24 +319,6 @@ def test_exploration_leaves_out_strategies_whose_cap_it_could_overrun() -> None:
     for seed in range(20):
         _, a = decide(value, cost, eligible, 1000.0, caps, holdout_share=0.1, explore_share=0.1, rng_seed=seed)
         assert a.counts[2] <= 5 and not np.any((a.reason == "explore") & (a.strategy == 2))
-
-
-def test_assign_refuses_a_choice_that_ignores_the_exploration_reserve() -> None:
-    n = 100
-    eligible = np.ones((n, 2), dtype=bool)
-    cost = np.tile([0.0, 1.0], (n, 1))
-    choice = np.ones(n, dtype=np.int64)  # spends the whole budget
-    with pytest.raises(ValueError, match="exploration reserves"):
-        assign(
-            choice,
-            eligible=eligible,
-            cost=cost,
-            budget=100.0,
-            caps=None,
-            holdout_share=0.1,
-            explore_share=0.2,
-            rng_seed=0,
-        )
 
 
 def test_the_shipped_catalogue_drives_a_decision() -> None:
@@ -340,7 +351,7 @@ def test_the_shipped_catalogue_drives_a_decision() -> None:
         explore_share=catalogue.explore_share,
         rng_seed=1,
     )
-    assert_feasible(solution.choice, cost, eligible, budget, caps)
+    assert len(solution.choice) == (assignment.reason == "model").sum()  # the optimiser solved for the model rows
     assert_feasible(assignment.strategy, cost, eligible, budget, caps)
     assert solution.budget_binding and solution.objective > 0
     assert set(np.unique(assignment.reason)) == {"model", "holdout", "explore"}
