@@ -37,8 +37,10 @@ class UpliftPredictor:
     """A fitted model family plus its feature spec; ``predict(flat) -> (p_convert, exp_revenue)``.
 
     ``revenue_mode="direct"``: the family's conversion and revenue models as fitted. ``"hurdle"``:
-    the conversion probabilities through ``calibrator`` (calibrated, shrunk effects), and expected
-    net revenue ``p x order_value.predict(x) x (1 - discounts)``. A ``fusion`` predictor blends the
+    the conversion probabilities through ``calibrator`` (calibrated, shrunk effects) and, with
+    ``effects`` (:class:`jobs.models.risk_effects.RiskEffects`), each strategy's effect put on the
+    calibrated control probability as a function of the customer's baseline risk; expected net
+    revenue ``p x order_value.predict(x) x (1 - discounts)``. A ``fusion`` predictor blends the
     logits of its ``components`` (an XGBoost and a Keras predictor) with ``weight`` on the first,
     then calibrates the blend; it is always a hurdle model.
     """
@@ -52,6 +54,7 @@ class UpliftPredictor:
         *,
         order_value: Any = None,
         calibrator: Any = None,
+        effects: Any = None,
         discounts: Any = None,
         revenue_mode: str = "direct",
         components: dict[str, UpliftPredictor] | None = None,
@@ -69,6 +72,7 @@ class UpliftPredictor:
         self.revenue = revenue
         self.order_value = order_value
         self.calibrator = calibrator
+        self.effects = effects
         self.discounts = None if discounts is None else [float(d) for d in discounts]
         self.revenue_mode = revenue_mode
         self.components = components or {}
@@ -89,6 +93,7 @@ class UpliftPredictor:
             self.revenue,
             order_value=self.order_value,
             calibrator=self.calibrator,
+            effects=self.effects,
             discounts=self.discounts,
             revenue_mode=revenue_mode,
             components=self.components,
@@ -150,6 +155,8 @@ class UpliftPredictor:
         p = self.raw_conversion(flat)
         if self.calibrator is not None:
             p = self.calibrator.transform(p)
+        if self.effects is not None:
+            p = self.effects.apply(p, self.spec.matrix(flat))
         return p, self.hurdle(p, flat)
 
     def predict_frame(self, flat: pd.DataFrame) -> pd.DataFrame:
@@ -186,6 +193,9 @@ class UpliftPredictor:
         if self.calibrator is not None:
             self.calibrator.save(folder / "calibrator.json")
             artifacts["calibrator"] = str(folder / "calibrator.json")
+        if self.effects is not None:
+            self.effects.save(folder / "effects")
+            artifacts["effects"] = str(folder / "effects")
         for name, component in self.components.items():
             component.save(folder / "components" / name)
         if self.components:
@@ -215,6 +225,10 @@ class UpliftPredictor:
             from jobs.models.calibration import UpliftCalibrator
 
             extra["calibrator"] = UpliftCalibrator.load(artifacts["calibrator"])
+        if "effects" in artifacts:
+            from jobs.models.risk_effects import RiskEffects
+
+            extra["effects"] = RiskEffects.load(artifacts["effects"])
         if kind == "fusion":
             root = Path(artifacts["components"])
             extra["components"] = {name: cls.load_folder(root / name) for name in config["components"]}

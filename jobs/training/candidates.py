@@ -4,20 +4,23 @@ A fitted family (conversion and revenue models) can predict expected revenue two
 (:data:`jobs.models.pyfunc.REVENUE_MODES`): ``direct`` (its own revenue model, as fitted) or
 ``hurdle`` (its conversion probabilities, calibrated and shrunk on held-out rows, times the order
 value learned from every order, times one minus the catalogue's discount). The hurdle comes as
-``hurdle`` (each strategy's calibrated average effect; customers differ through the base rate and
-the order value) and ``hurdle_heterogeneous`` (also the model's effect differences between
-customers, as far as the calibration slope confirms them); the XGBoost family adds ``dr_learner``
-(effects regressed on doubly robust pseudo-outcomes of the fit rows, the platform's own logged
-nights included through their recorded propensities; calibrated with its differences).
+``hurdle`` (the family's calibrated control probability, and each strategy's effect as a function
+of the customer's baseline risk, estimated from every campaign row: :mod:`jobs.models.risk_effects`)
+and ``hurdle_heterogeneous`` (the family's own effects, calibrated on the held-out rows with their
+differences between customers as far as the calibration slope confirms them); the XGBoost family
+adds ``dr_learner`` (effects regressed on doubly robust pseudo-outcomes of the fit rows, the
+platform's own logged nights included through their recorded propensities; calibrated with its
+differences).
 
 Each candidate induces the policy the nightly optimiser would run
 (:func:`jobs.training.evaluate.catalogue_policy`), whose profit per customer is estimated
 off-policy on the held-out rows (doubly robust, with one outcome model for all: the candidate whose
 predictions fit the held-out profits best, so none grades itself). The first candidate (the hurdle)
 is the default; another is registered instead only when the 95% interval of its paired gain over the
-default (Bonferroni-corrected for the alternatives) lies above zero (:func:`judge`). The calibrated
-candidates' held-out predictions are **cross-fitted**: each fifth of the held-out rows is calibrated
-with the map fitted on the other four (the registered calibrator is then fitted on all of them).
+default (Bonferroni-corrected for the alternatives) lies above zero (:func:`judge`). The candidates'
+held-out predictions are **cross-fitted**: each fifth of the held-out rows is calibrated with the
+map fitted on the other four, and gets the risk effects fitted without its fold (the registered
+calibrator and effects are then fitted on all of them).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.models.frame import CONTROL
@@ -130,6 +134,39 @@ def cross_fitted(
         fitted = fit_calibrator(p[rest], test[rest].reset_index(drop=True), strategies)
         out[~rest] = fitted.with_heterogeneity(heterogeneity).transform(p[~rest])
     return out
+
+
+def fit_risk_effects(settings: Settings, prep: Prepared, strategies: tuple[str, ...]) -> tuple[Any, np.ndarray]:
+    """The risk effects on every campaign row (fit and held-out), and the held-out rows' cross-fitted shifts.
+
+    Fitted once per training set and shared by the families through the lake's cache (the fusion and
+    each family judge the same effects on their own control probabilities).
+    """
+    import zlib
+
+    import numpy as np
+    import pandas as pd
+
+    from jobs.models.risk_effects import RiskEffects
+    from jobs.models.xgb_uplift import ipw_weights
+    from jobs.training.cache import cached_folder, content_key
+
+    frame = pd.concat([prep.train, prep.test], ignore_index=True)
+    y = frame["converted"].to_numpy(dtype="float64")
+    arm = frame["strategy"].to_numpy()
+    w = ipw_weights(frame["propensity"].to_numpy(dtype="float64"))
+
+    def write(folder: Path) -> None:
+        X = np.vstack([prep.matrix("train"), prep.matrix("test")])
+        effects = RiskEffects(strategies=strategies).fit(X, y, arm, w, fold_of(frame), prep.spec.matrix_columns)
+        effects.save(folder / "effects")
+        np.save(folder / "held_out_shift.npy", effects.cross_fitted_shift(y, arm, w)[len(prep.train) :])
+
+    columns = ["campaign_id", "customer_id", "strategy", "converted", "propensity", "split"]
+    key = f"{content_key(frame, columns)}-{zlib.crc32('|'.join(strategies).encode()):08x}"
+    cache = settings.path(settings.data_root) / "_cache" / "risk_effects" / f"ds={prep.ds}"
+    folder = cached_folder(cache, key, write)
+    return RiskEffects.load(folder / "effects"), np.load(folder / "held_out_shift.npy")
 
 
 def fit_dr_learner(prep: Prepared, base: Any) -> Any:
@@ -284,10 +321,11 @@ def hurdle_candidates(
     raw = predictor.raw_conversion(prep.flat_test)
     direct_rev = predictor.direct_revenue(prep.flat_test)
     calibrator = fit_calibrator(raw, prep.test, strategies)
-    candidates = []
-    for label, heterogeneity in (("hurdle", False), ("hurdle_heterogeneous", True)):
-        p_cv = cross_fitted(raw, prep.test, strategies, heterogeneity)
-        candidates.append(Candidate(label, p_cv, predictor.hurdle(p_cv, prep.flat_test)))
+    effects, held_out_shift = fit_risk_effects(settings, prep, strategies)
+    p_cv = effects.apply(cross_fitted(raw, prep.test, strategies), shift=held_out_shift)
+    candidates = [Candidate("hurdle", p_cv, predictor.hurdle(p_cv, prep.flat_test))]
+    p_cv = cross_fitted(raw, prep.test, strategies, heterogeneity=True)
+    candidates.append(Candidate("hurdle_heterogeneous", p_cv, predictor.hurdle(p_cv, prep.flat_test)))
     candidates.append(Candidate("direct", raw, direct_rev))
     dr = dr_calibrator = None
     if predictor.kind == "xgboost":
@@ -299,10 +337,12 @@ def hurdle_candidates(
     per_customer = budget_per_customer(settings, catalogue, prep.ds)
     best = judge(candidates, prep.test, strategies, catalogue, per_customer, settings.bootstrap_samples)
     predictor.calibrator = calibrator.with_heterogeneity(best.name == "hurdle_heterogeneous")
+    predictor.effects = effects if best.name == "hurdle" else None
     if best.name == "dr_learner":
         predictor.conversion, predictor.calibrator = dr, dr_calibrator
     metrics: dict[str, float] = {
         **predictor.calibrator.summary(strategies),
+        **effects.summary(),
         **predictor.order_value.summary(),
     }
     if math.isfinite(per_customer):  # with only min_roi a run's spending has no limit per customer

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,29 +60,21 @@ def profile(frame: pd.DataFrame, numeric: list[str], max_hist: int = 24) -> tupl
 
 
 def profile_folder(frame: pd.DataFrame, numeric: list[str], cache: Path) -> Path:
-    """The profile of ``frame`` written under ``cache/<content hash>/profile/``, rendered once per content.
+    """The profile of ``frame`` written under ``cache/<content key>/profile/``, rendered once per content.
 
-    The families trained on one night's training set (XGBoost, Keras, the fusion; several tasks at once in
-    stack mode) log the same profile: the first renders it (two figures, seconds of matplotlib layout),
-    the others reuse the files. A folder is complete or absent: it is renamed into place when written.
+    The families trained on one night's training set log the same profile: the first renders it (two
+    figures, seconds of matplotlib layout), the others reuse the files (:mod:`jobs.training.cache`).
     """
-    import pandas as pd
+    from jobs.training.cache import cached_folder, content_key
 
-    columns = [c for c in (*numeric, "strategy", "converted", "split") if c in frame]
-    digest = f"{int(pd.util.hash_pandas_object(frame[columns], index=False).sum()) & (2**64 - 1):016x}"
-    done = cache / f"{digest}-{len(frame)}"
-    if not (done / "profile").is_dir():
+    def write(folder: Path) -> None:
         texts, figures = profile(frame, numeric)
-        cache.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=cache, prefix=".staging-"))
         for name, text in texts.items():
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            (staging / name).write_text(text)
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
         for name, figure in figures.items():
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            figure.savefig(staging / name)
-        try:
-            os.rename(staging, done)
-        except OSError:  # another task wrote the same profile meanwhile: keep its folder
-            shutil.rmtree(staging, ignore_errors=True)
-    return done / "profile"
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            figure.savefig(folder / name)
+
+    key = content_key(frame, [*numeric, "strategy", "converted", "split"])
+    return cached_folder(cache, key, write) / "profile"

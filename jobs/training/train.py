@@ -333,6 +333,7 @@ def train_fusion(settings: Settings, ds: str) -> dict[str, Any]:
         cross_fitted,
         discounts_for,
         fit_calibrator,
+        fit_risk_effects,
         judge,
     )
 
@@ -360,10 +361,11 @@ def train_fusion(settings: Settings, ds: str) -> dict[str, Any]:
         strategies = template.strategies
         # each component predicts the held-out rows once; the blends are mixtures of their logits
         a, b = (logit(parts[k].raw_conversion(prep.flat_test)) for k in FITTED_KINDS)
+        effects, held_out_shift = fit_risk_effects(settings, prep, strategies)
         candidates, raw_by_name = [], {}
         for w in FUSION_WEIGHTS:
             raw = sigmoid(w * a + (1.0 - w) * b)
-            p_cv = cross_fitted(raw, prep.test, strategies)
+            p_cv = effects.apply(cross_fitted(raw, prep.test, strategies), shift=held_out_shift)
             label = f"w{w:g}"
             raw_by_name[label] = (w, raw)
             candidates.append(Candidate(label, p_cv, template.hurdle(p_cv, prep.flat_test)))
@@ -371,9 +373,14 @@ def train_fusion(settings: Settings, ds: str) -> dict[str, Any]:
         best = judge(candidates, prep.test, strategies, catalogue, per_customer, settings.bootstrap_samples)
         weight, raw = raw_by_name[best.name]
         template.weight = weight
-        template.calibrator = fit_calibrator(raw, prep.test, strategies)  # average effects (the default)
+        template.calibrator = fit_calibrator(raw, prep.test, strategies)  # the calibrated control probability
+        template.effects = effects
         mlflow.log_param("fusion_weight_xgboost", weight)
-        extra: dict[str, float] = {**template.calibrator.summary(strategies), "fusion_weight_xgboost": weight}
+        extra: dict[str, float] = {
+            **template.calibrator.summary(strategies),
+            **effects.summary(),
+            "fusion_weight_xgboost": weight,
+        }
         if math.isfinite(per_customer):
             extra["budget_per_customer"] = per_customer
         for c in candidates:
