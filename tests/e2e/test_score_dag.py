@@ -76,9 +76,11 @@ def test_a_rerun_writes_postgresql_identically_and_republishing_replaces_the_dat
 def test_the_nights_policy_against_the_simulators_truth(scored: dict) -> None:
     """The night's decisions, valued by the simulator's truth, against what a blanket rule and the features allow.
 
-    Asserted (issue 19): at least 1.2x the best single strategy within the same budget, and at least
-    0.8 of the feature ceiling (the true incremental profit regressed on these features without
-    noise, then optimised). The figures, and those against the oracle, are printed.
+    Asserted (issue 19): at least 1.4x the best single strategy within the same budget, and at least
+    0.82 of the feature ceiling (the true incremental profit regressed on these features without
+    noise, then optimised). Measured 2026-12-07 (draws first, effects from every campaign row): 1.532x
+    and 0.863 (0.908 of the ceiling put through the same holdout and exploration), 0.640 of the oracle;
+    before, 1.469x and 0.827. The figures, and those against the oracle, are printed.
     """
     settings, frame = scored["settings"], scored["duckdb"]
     file = settings.home / "assignments.parquet"
@@ -87,6 +89,6 @@ def test_the_nights_policy_against_the_simulators_truth(scored: dict) -> None:
     features = pd.read_parquet(settings.lake / "gold" / "features" / f"ds={END}")
     report = policy_against_truth(frame, features, settings.truth, END, load_catalogue())
     print("policy vs truth", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in report.items()})
-    assert report["ratio_to_best_single"] >= 1.2, report
-    assert report["ratio_to_feature_ceiling"] >= 0.8, report
+    assert report["ratio_to_best_single"] >= 1.4, report
+    assert report["ratio_to_feature_ceiling"] >= 0.82, report
     assert report["oracle"] >= report["policy"] - 1e-6
