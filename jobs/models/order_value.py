@@ -38,6 +38,28 @@ from jobs.models.frame import CONTROL, STRATEGIES
 log = logging.getLogger(__name__)
 
 
+def hist_booster_params(estimator: Any, objective: str, eval_metric: str) -> dict[str, Any]:
+    """``xgboost.train`` parameters of a histogram booster from an estimator's hyperparameters
+    (``learning_rate``, ``max_depth``, ``min_child_weight``, ``subsample``, ``colsample_bytree``,
+    ``reg_lambda``, ``max_bin``, ``random_state``, ``n_jobs``; 0 threads means XGBoost's default)."""
+    params: dict[str, Any] = {
+        "objective": objective,
+        "eta": estimator.learning_rate,
+        "max_depth": estimator.max_depth,
+        "min_child_weight": estimator.min_child_weight,
+        "subsample": estimator.subsample,
+        "colsample_bytree": estimator.colsample_bytree,
+        "lambda": estimator.reg_lambda,
+        "tree_method": "hist",
+        "max_bin": estimator.max_bin,
+        "seed": estimator.random_state,
+        "eval_metric": eval_metric,
+    }
+    if estimator.n_jobs:
+        params["nthread"] = estimator.n_jobs
+    return params
+
+
 class OrderValueModel(BaseEstimator):
     """Gross order value given conversion, per strategy (see the module docstring).
 
@@ -86,22 +108,7 @@ class OrderValueModel(BaseEstimator):
         self.random_state = random_state
 
     def booster_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "objective": "reg:gamma",
-            "eta": self.learning_rate,
-            "max_depth": self.max_depth,
-            "min_child_weight": self.min_child_weight,
-            "subsample": self.subsample,
-            "colsample_bytree": self.colsample_bytree,
-            "lambda": self.reg_lambda,
-            "tree_method": "hist",
-            "max_bin": self.max_bin,
-            "seed": self.random_state,
-            "eval_metric": "gamma-deviance",
-        }
-        if self.n_jobs:
-            params["nthread"] = self.n_jobs
-        return params
+        return hist_booster_params(self, "reg:gamma", "gamma-deviance")
 
     def fit(self, X: Any, y: Any, strategy: Any, feature_names: Sequence[str] | None = None) -> OrderValueModel:
         import xgboost as xgb

@@ -47,6 +47,7 @@ from sklearn.base import BaseEstimator
 
 from jobs.models.calibration import logit, shrink_jointly, sigmoid, weighted_logistic
 from jobs.models.frame import CONTROL, STRATEGIES
+from jobs.models.order_value import hist_booster_params
 
 log = logging.getLogger(__name__)
 
@@ -105,22 +106,7 @@ class RiskEffects(BaseEstimator):
         self.random_state = random_state
 
     def booster_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "objective": "binary:logistic",
-            "eta": self.learning_rate,
-            "max_depth": self.max_depth,
-            "min_child_weight": self.min_child_weight,
-            "subsample": self.subsample,
-            "colsample_bytree": self.colsample_bytree,
-            "lambda": self.reg_lambda,
-            "tree_method": "hist",
-            "max_bin": self.max_bin,
-            "seed": self.random_state,
-            "eval_metric": "logloss",
-        }
-        if self.n_jobs:
-            params["nthread"] = self.n_jobs
-        return params
+        return hist_booster_params(self, "binary:logistic", "logloss")
 
     # --- fitting ---
     def fit(
