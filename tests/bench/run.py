@@ -675,11 +675,22 @@ def scaling_markdown(sc: dict[str, Any] | None) -> list[str]:
                 for stage, v in done.items()
             )
             lines += [f"Measured at {failed['customers']:,} customers before the failure: {measured}.", ""]
+    if stopped := sc.get("stopped_before"):
+        lines += [
+            f"**Stopped** after {sizes[-1]:,} customers: {', '.join(f'{n:,}' for n in stopped)} not run "
+            "(published from the partial file with `--scaling-stopped`).",
+            "",
+        ]
     if sc["exponents"] and failed:
         lines.append(
             f"Goal (issue 8): every stage's exponent at most {goal['exponent_max']} up to the largest size: "
             f"**NOT met** (the run at {failed['customers']:,} customers failed; the exponents above stop at "
             f"{goal['to']:,})."
+        )
+    elif sc["exponents"] and stopped:
+        lines.append(
+            f"Goal (issue 8): every stage's exponent at most {goal['exponent_max']} up to the largest size: "
+            f"**not measured** (the exponents above stop at {goal['to']:,})."
         )
     elif sc["exponents"]:
         lines.append(
@@ -815,9 +826,11 @@ def _scoring(work: Path, quick: bool) -> dict[str, Any]:
     return bench_scoring(work, quick=quick)
 
 
-def _scaling(work: Path, quick: bool, partial: Path) -> dict[str, Any]:
-    from tests.bench.scaling import bench_scaling
+def _scaling(work: Path, quick: bool, partial: Path, stopped: bool = False) -> dict[str, Any]:
+    from tests.bench.scaling import bench_scaling, from_partial
 
+    if stopped:  # a run stopped after a size: publish what it measured, say what it did not
+        return from_partial(partial)
     return bench_scaling(work, quick=quick, partial=partial)
 
 
@@ -864,6 +877,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "var/bench/results.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs/BENCHMARKS.md")
     parser.add_argument("--only", help=f"comma-separated benchmarks to run ({', '.join(BENCHMARKS)}); default all")
+    parser.add_argument(
+        "--scaling-stopped",
+        action="store_true",
+        help="publish the scaling figures of a stopped run (var/bench/scaling-partial.json) instead of running it",
+    )
     args = parser.parse_args(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()} if args.only else set(BENCHMARKS)
     if unknown := sorted(only - set(BENCHMARKS)):
@@ -907,7 +925,9 @@ def main(argv: list[str] | None = None) -> int:
             "train_overhead": lambda: _models("bench_train_overhead", work, args.quick),
             "scoring": lambda: _scoring(work, args.quick),
             "warehouse": lambda: bench_warehouse(20_000 if args.quick else 1_000_000),
-            "scaling": lambda: _scaling(work, args.quick, args.results.with_name("scaling-partial.json")),
+            "scaling": lambda: _scaling(
+                work, args.quick, args.results.with_name("scaling-partial.json"), args.scaling_stopped
+            ),
             "loop": lambda: _loop(work, args.quick),
             "demo": lambda: _demo(work),
         }

@@ -205,6 +205,18 @@ def bench_scaling(work: Path, quick: bool = False, partial: Path | None = None) 
     return summarise(results)
 
 
+def from_partial(partial: Path) -> dict[str, Any]:
+    """The figures of a scaling run that was stopped (its partial file, written after each size), summarised;
+    the sizes it did not finish are named in ``stopped_before``."""
+    results = json.loads(partial.read_text())
+    results.pop("in_progress", None)
+    done = {r["customers"] for r in results["runs"]}
+    if not done:
+        raise RuntimeError(f"{partial} holds no finished size")
+    results["stopped_before"] = [n for n in SIZES if n not in done and n > max(done)]
+    return summarise(results)
+
+
 def summarise(results: dict[str, Any]) -> dict[str, Any]:
     """Add the exponents between consecutive sizes and the goal's verdict (on the two largest sizes) to ``results``."""
     pairs = list(itertools.pairwise(results["runs"]))
@@ -223,7 +235,11 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     last = results["exponents"][-1]
     results["goal"] = {"exponent_max": EXPONENT_GOAL, "from": last["from"], "to": last["to"]}
     # a size that failed leaves the goal's pair (the two largest sizes) unmeasured: not met
-    results["goal_met"] = "failed" not in results and all(last[s] <= EXPONENT_GOAL for s in ("total", *STAGES))
+    results["goal_met"] = (
+        "failed" not in results
+        and not results.get("stopped_before")
+        and all(last[s] <= EXPONENT_GOAL for s in ("total", *STAGES))
+    )
     return results
 
 

@@ -116,6 +116,23 @@ def test_a_failure_at_the_largest_size_keeps_its_measured_stages_and_fails_the_g
     assert "**met**" not in goal
 
 
+def test_a_stopped_run_is_published_from_its_partial_file_with_the_sizes_it_did_not_run(tmp_path) -> None:
+    import json
+
+    from tests.bench.scaling import SIZES, from_partial
+
+    runs = [_run(SIZES[0], 1.0), _run(SIZES[1], 4.0)]
+    partial = tmp_path / "scaling-partial.json"
+    partial.write_text(json.dumps({"days": 60, "products": 1000, "runs": runs, "in_progress": {"customers": 1}}))
+    results = from_partial(partial)
+    assert results["stopped_before"] == list(SIZES[2:]) and "in_progress" not in results
+    assert results["goal_met"] is False  # the goal's pair is the two largest sizes: not both measured
+    text = "\n".join(scaling_markdown(results))
+    assert f"**Stopped** after {SIZES[1]:,} customers: {SIZES[2]:,} not run" in text
+    (goal,) = [line for line in text.splitlines() if line.startswith("Goal (issue 8)")]
+    assert "**not measured**" in goal
+
+
 def test_the_demo_benchmark_reads_the_stage_times_the_demo_prints() -> None:
     from tests.bench.demo import stage_times
 
