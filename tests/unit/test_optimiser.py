@@ -298,7 +298,7 @@ def test_the_optimiser_spends_the_budget_of_the_customers_held_out() -> None:
     value = np.c_[np.zeros(n), np.linspace(2.0, 1.0, n)]
     cost = np.c_[np.zeros(n), np.ones(n)]
     eligible = np.ones((n, 2), dtype=bool)
-    solution, a = decide(value, cost, eligible, 500.0, None, holdout_share=0.2, explore_share=0.1, rng_seed=1)
+    _, a = decide(value, cost, eligible, 500.0, None, holdout_share=0.2, explore_share=0.1, rng_seed=1)
     explored = (a.reason == "explore") & (a.strategy == 1)
     treated = (a.reason == "model") & (a.strategy == 1)
     assert 499 <= treated.sum() + explored.sum() <= 500  # every euro spent (but the float slack kept off the budget)
