@@ -67,9 +67,11 @@ def test_cross_fitted_shifts_leave_each_rows_fold_out() -> None:
     for k in range(3):
         mine = fold == k
         expected = model._coefficients(model.oof_, y, arm, weights, ~mine)
-        by_hand = expected["effect_used_"][None, :] + expected["slope_used_"][None, :] * (
-            np.clip(model.oof_[mine], model.low_, model.high_) - model.center_
-        )[:, None]
+        by_hand = (
+            expected["effect_used_"][None, :]
+            + expected["slope_used_"][None, :]
+            * (np.clip(model.oof_[mine], model.low_, model.high_) - model.center_)[:, None]
+        )
         assert crossed[mine] == pytest.approx(by_hand)
     full = model._shift(model.oof_, model.effect_used_, model.slope_used_)
     assert not np.allclose(crossed, full)  # the folds' coefficients differ from the full fit's
