@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING
 
 from jobs.contracts import EARLIEST_DATE, MAX_TEXT_CHARS, SOURCES, Column, Source
 from jobs.pipeline.ingest import CORRUPT
-from jobs.pipeline.lake import ds_range, layer_path, read_range, read_upto, write_partitions
+from jobs.pipeline.lake import (
+    checkpoint,
+    ds_range,
+    layer_path,
+    parquet_rows,
+    read_range,
+    read_upto,
+    release,
+    write_partitions,
+)
 from jobs.settings import Settings
 
 if TYPE_CHECKING:
@@ -394,6 +403,13 @@ def clean(
 
     ``validate`` (the Great Expectations gate) sees the silver rows before anything is written
     and raises on a failed critical expectation, which leaves the previous partitions intact.
+
+    Few Spark actions and small plans, because on a small shop each costs more than its data: the
+    checked rows are computed once and checkpointed (:func:`jobs.pipeline.lake.checkpoint`), then
+    counted by date and reason in one pass (silver rows per date, quarantine rows per date and per
+    reason: no other count); silver is shaped once and checkpointed partitioned by date (one file
+    per date; the gate's checks scan it); silver and quarantine are written from the checkpoints
+    with the known row counts; bronze is counted from its Parquet footers.
     """
     from pyspark.sql import functions as F
 
@@ -416,16 +432,13 @@ def clean(
         write_partitions(spark, empty, silver_root, dates)
         write_partitions(spark, empty, quarantine_root, dates)
         return CleanResult(table, dates, 0, {}, {}, time.perf_counter() - t0)
-    from pyspark import StorageLevel
 
     kept: list[DataFrame] = []
 
     def persist(frame: DataFrame) -> DataFrame:
-        kept.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
+        kept.append(checkpoint(frame))
         return kept[-1]
 
-    dims = load_dims(spark, settings, source, dates[-1])
-    silver, quarantine = clean_frame(bronze, source, dims, pii_salt(settings), persist)
     phases: dict[str, float] = {}
     mark = time.perf_counter()
 
@@ -435,19 +448,35 @@ def clean(
         phases[name] = round(now - mark, 2)
         mark = now
 
-    if kept:
-        kept[0].count()  # materialises the checked rows once
-    lap("read, type, check, join keys, rank duplicates (persisted)")
-    validation = validate(silver, table, dates) if validate else {}
-    lap("great expectations gate")
-    silver_rows = write_partitions(spark, silver, silver_root, dates)
-    lap("shape and write silver")
-    write_partitions(spark, quarantine, quarantine_root, dates)
-    reasons = {r["reason"]: r["n"] for r in quarantine.groupBy("reason").agg(F.count("*").alias("n")).collect()}
-    lap("write quarantine and count reasons")
-    bronze_rows = bronze.count()  # from Parquet metadata; checks that joins duplicated nothing
-    for frame in kept:
-        frame.unpersist()
+    try:
+        dims = load_dims(spark, settings, source, dates[-1])
+        # the one pass over bronze (checkpointed inside): read, type, check, join keys, rank duplicates
+        silver, quarantine = clean_frame(bronze, source, dims, pii_salt(settings), persist)
+        lap("read, type, check, join keys, rank duplicates (checkpointed)")
+        tally = kept[0].groupBy("ds", "_reason").agg(F.count("*").alias("n")).collect()
+        silver_rows: dict[str, int] = {}
+        quarantine_rows: dict[str, int] = {}
+        reasons: dict[str, int] = {}
+        for row in tally:
+            if row["_reason"] is None:
+                silver_rows[row["ds"]] = silver_rows.get(row["ds"], 0) + row["n"]
+            else:
+                quarantine_rows[row["ds"]] = quarantine_rows.get(row["ds"], 0) + row["n"]
+                reasons[row["_reason"]] = reasons.get(row["_reason"], 0) + row["n"]
+        lap("count by date and reason")
+        # one partition per date: one file per date, and the gate's queries scan few partitions
+        silver = persist(silver.repartition("ds"))
+        lap("shape silver (checkpointed)")
+        validation = validate(silver, table, dates) if validate else {}
+        lap("great expectations gate")
+        silver_rows = write_partitions(spark, silver, silver_root, dates, rows=silver_rows)
+        lap("write silver")
+        write_partitions(spark, quarantine.repartition("ds"), quarantine_root, dates, rows=quarantine_rows)
+        lap("write quarantine")
+    finally:
+        for frame in kept:
+            release(frame)
+    bronze_rows = parquet_rows(layer_path(settings, "bronze", table), dates)  # footers: checks joins lost none
     result = CleanResult(
         table,
         dates,
@@ -464,7 +493,7 @@ def clean(
             f"{result.quarantined_rows} quarantined"
         )
     log.info(
-        "clean %s %s..%s: %d -> %d silver, %d quarantined %s in %.1f s",
+        "clean %s %s..%s: %d -> %d silver, %d quarantined %s in %.1f s %s",
         table,
         dates[0],
         dates[-1],
@@ -473,5 +502,6 @@ def clean(
         result.quarantined_rows,
         result.quarantined,
         result.seconds,
+        phases,
     )
     return result
