@@ -158,11 +158,16 @@ def _at_dates(frame: DataFrame, dates: list[str]) -> DataFrame:
     """``frame`` once per as-of date: columns ``_as_of`` (ISO date) and ``_end`` (its 00:00 UTC) added."""
     from pyspark.sql import functions as F
 
-    stamps = F.array(*[F.struct(F.lit(d).alias("as_of"), F.lit(f"{d}T00:00:00Z").alias("end")) for d in dates])
+    # the end is cast from text with an explicit zone (independent of the session's) inside the literal array,
+    # where the optimiser folds it into a timestamp constant: cast after the explode, it parsed the text once
+    # per exploded row (a fifth of the CPU of the demo's event features)
+    stamps = F.array(
+        *[F.struct(F.lit(d).alias("as_of"), F.lit(f"{d}T00:00:00Z").cast("timestamp").alias("end")) for d in dates]
+    )
     return (
         frame.withColumn("_d", F.explode(stamps))
         .withColumn("_as_of", F.col("_d.as_of"))
-        .withColumn("_end", F.col("_d.end").cast("timestamp"))  # explicit zone: independent of the session's
+        .withColumn("_end", F.col("_d.end"))
         .drop("_d")
     )
 
