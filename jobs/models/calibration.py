@@ -82,6 +82,22 @@ def weighted_logistic(
     return beta, np.sqrt(np.clip(np.diag(cov), 0.0, None))
 
 
+def effect_metrics(prefix: str, strategies: Sequence[str], control_index: int, fitted: Any) -> dict[str, float]:
+    """Flat MLflow metrics ``<prefix>_effect__<s>``, ``_se``, ``_used`` and the same for ``slope``, per treated arm.
+
+    ``fitted`` carries the arrays ``effect_``, ``effect_se_``, ``effect_used_``, ``slope_``, ``slope_se_``,
+    ``slope_used_`` indexed like ``strategies`` (the calibrator's and the risk effects' shrunk coefficients).
+    """
+    out: dict[str, float] = {}
+    for k, s in enumerate(strategies):
+        if k == control_index:
+            continue
+        for part in ("effect", "slope"):
+            for suffix in ("", "_se", "_used"):
+                out[f"{prefix}_{part}{suffix}__{s}"] = float(getattr(fitted, f"{part}{suffix}_")[k])
+    return out
+
+
 def shrink_jointly(theta: ArrayLike, se: ArrayLike, level: float = 0.95) -> np.ndarray:
     """Coefficients told from noise together, then shrunk toward zero (empirical Bayes across them).
 
@@ -226,16 +242,7 @@ class UpliftCalibrator(BaseEstimator):
         """Flat metrics for MLflow: ``calib_effect__<s>``, ``_se``, ``_used``, ``calib_slope__<s>``, ..."""
         self._check_fitted()
         out = {"calib_base_intercept": self.base_intercept_, "calib_base_slope": self.base_slope_}
-        for k, s in enumerate(strategies):
-            if k == self.control_index:
-                continue
-            out[f"calib_effect__{s}"] = float(self.effect_[k])
-            out[f"calib_effect_se__{s}"] = float(self.effect_se_[k])
-            out[f"calib_effect_used__{s}"] = float(self.effect_used_[k])
-            out[f"calib_slope__{s}"] = float(self.slope_[k])
-            out[f"calib_slope_se__{s}"] = float(self.slope_se_[k])
-            out[f"calib_slope_used__{s}"] = float(self.slope_used_[k])
-        return out
+        return out | effect_metrics("calib", strategies, self.control_index, self)
 
     # --- persistence: a JSON file of the fitted numbers ---
     _FITTED = (

@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 
-from jobs.models.calibration import logit, shrink_jointly, sigmoid, weighted_logistic
+from jobs.models.calibration import effect_metrics, logit, shrink_jointly, sigmoid, weighted_logistic
 from jobs.models.frame import CONTROL, STRATEGIES
 from jobs.models.order_value import hist_booster_params
 
@@ -297,17 +297,7 @@ class RiskEffects(BaseEstimator):
         """Flat metrics for MLflow: ``risk_auc``, and per strategy the effect and slope as fitted and as used."""
         self._check_fitted()
         out = {"risk_auc": self.auc_, "risk_center": self.center_}
-        c = self.strategies_.index(self.control)
-        for k, s in enumerate(self.strategies_):
-            if k == c:
-                continue
-            out[f"risk_effect__{s}"] = float(self.effect_[k])
-            out[f"risk_effect_se__{s}"] = float(self.effect_se_[k])
-            out[f"risk_effect_used__{s}"] = float(self.effect_used_[k])
-            out[f"risk_slope__{s}"] = float(self.slope_[k])
-            out[f"risk_slope_se__{s}"] = float(self.slope_se_[k])
-            out[f"risk_slope_used__{s}"] = float(self.slope_used_[k])
-        return out
+        return out | effect_metrics("risk", self.strategies_, self.strategies_.index(self.control), self)
 
     # --- persistence: one booster file per fold and the fitted numbers ---
     _ARRAYS = ("effect_", "effect_se_", "effect_used_", "slope_", "slope_se_", "slope_used_", "rows_")
