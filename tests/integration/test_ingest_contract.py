@@ -121,6 +121,18 @@ def test_the_gate_blocks_silver_on_a_critical_failure_and_records_it(spark, sett
         info.value
     )
     assert "4 unexpected of 4 rows" in str(info.value)
+    # the gate's first pass counts only; the failure reruns it (same run id) with samples for the Data Docs
+    stored = [
+        json.loads(f.read_text())
+        for f in (settings.path(settings.gx_dir) / "gx" / "uncommitted" / "validations").rglob("*.json")
+    ]
+    failed = [
+        r["result"]
+        for v in stored
+        for r in v["results"]
+        if not r["success"] and r["expectation_config"]["type"] == "expect_compound_columns_to_be_unique"
+    ]
+    assert len(failed) == 1 and len(failed[0]["partial_unexpected_list"]) == 4
     dq = Warehouse.from_settings(settings).query(
         "SELECT expectation, success, unexpected_count FROM marketing.data_quality WHERE NOT success"
     )
