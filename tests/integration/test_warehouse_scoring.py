@@ -38,9 +38,10 @@ TABLES = [
     "data_quality",
     "strategy_effects",
     "feature_drift",
+    "sales_forecast",
     "schema_migrations",
 ]
-VIEWS = ["v_latest_assignments", "v_strategy_summary", "v_strategy_effects"]
+VIEWS = ["v_latest_assignments", "v_strategy_summary", "v_strategy_effects", "v_sales_forecast_latest"]
 MONEY = ["expected_revenue", "expected_incremental_revenue", "expected_cost", "expected_profit"]
 
 
@@ -148,6 +149,7 @@ def test_0003_moves_rows_written_before_it_and_a_rerun_replaces_them(
         "0004_closed_loop",
         "0005_predicted_intervals",
         "0006_datasets",
+        "0007_sales_forecast",
     ]
     pd.testing.assert_frame_equal(rows(wh), expected(d1, d2))
     d1_v2 = assignments(D1, 250, version="2", seed=3, first=100)
@@ -458,7 +460,7 @@ def test_bi_reader_can_select_everything_and_change_nothing(
     wh = Warehouse(postgres_url, f"t_{secrets.token_hex(6)}")
     first = init_via_cli(monkeypatch, postgres_url, wh.schema)
     applied = "0001_data_quality', '0002_scoring', '0003_partition_assignments', '0004_closed_loop', "
-    assert f"applied ['{applied}'0005_predicted_intervals', '0006_datasets']" in first
+    assert f"applied ['{applied}'0005_predicted_intervals', '0006_datasets', '0007_sales_forecast']" in first
     assert "bi_reader" in first
     assert "up to date" in init_via_cli(monkeypatch, postgres_url, wh.schema)  # idempotent, role included
     wh.replace("strategy_assignments", {"run_date": D1}, assignments(D1, 20))
