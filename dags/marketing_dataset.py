@@ -3,9 +3,11 @@
 
 An imported data set (a randomised campaign export, docs/DATASETS.md) through the platform, on demand.
 
-1. **import_export** (when the `file` param is given): `msp import campaign-log FILE --mapping MAPPING`
-   into `<lake>/datasets/<dataset>/landing` (rows checked against the mapping; a broken row fails
-   the run naming file, line and rule; a rerun replaces what the import wrote).
+1. **import_export** (when the `file` or the `mapping` param is given): `msp import campaign-log
+   [FILE] --mapping MAPPING` into `<lake>/datasets/<dataset>/landing` (rows checked against the
+   mapping; a broken row fails the run naming file, line and rule, or is quarantined with its reason
+   when the mapping says `on_bad_rows: quarantine`; without `file`, the mapping's `source`, a data set
+   shipped inside a package; a rerun replaces what the import wrote).
 2. **train**: the XGBoost T-learners (cross-validated search within `MSP_TUNING_BUDGET_S`) and the
    Keras network on the data set's own features; each an MLflow run and a version of
    `<prefix>_ds_<dataset>`; the better on the held-out part gets `@challenger`, and `@champion`
@@ -51,7 +53,9 @@ default_args = dag_default_args(
     params={
         "dataset": Param("hillstrom", type="string", pattern=r"^[a-z_][a-z0-9_]*$", description="Data set name."),
         "ds": date_param("Run date of the scoring and the metrics (YYYY-MM-DD); default the logical date."),
-        "file": Param(None, type=["null", "string"], description="An export to import first."),
+        "file": Param(
+            None, type=["null", "string"], description="An export to import first (or: the mapping's source)."
+        ),
         "mapping": Param(None, type=["null", "string"], description="Its mapping (file or shipped name)."),
         "score_file": Param(None, type=["null", "string"], description="Customers to score (default: held out)."),
         "tune": Param(None, type=["null", "boolean"], description="Hyperparameter search: null = settings."),
@@ -72,7 +76,7 @@ def marketing_dataset() -> None:
         from jobs.datasets.tasks import fail_on_dataset_errors, import_task
 
         params = context["params"]
-        if not params.get("file"):
+        if not params.get("file") and not params.get("mapping"):
             return {"imported": False}
         mapping = params.get("mapping") or params["dataset"]
         return fail_on_dataset_errors(import_task, params["file"], mapping, params["dataset"])

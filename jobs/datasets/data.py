@@ -44,6 +44,7 @@ class DatasetInfo:
     customer_id_column: str | None  # None: ids are generated from the row number
     id_prefix: str
     id_width: int
+    has_revenue: bool = True  # False: the mapping names no revenue outcome (value = conversions x value_per_conversion)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -92,6 +93,7 @@ def load_info(settings: Settings, name: str) -> DatasetInfo:
         )
     ids = mapping["customer_id"]
     generate = ids.get("generate") or {}
+    has_revenue = (mapping.get("outcomes") or {}).get("revenue") is not None
     return DatasetInfo(
         name=name,
         root=root,
@@ -102,6 +104,7 @@ def load_info(settings: Settings, name: str) -> DatasetInfo:
         customer_id_column=ids.get("column"),
         id_prefix=str(generate.get("prefix", "")),
         id_width=int(generate.get("width", 7)),
+        has_revenue=has_revenue,
     )
 
 
@@ -132,10 +135,15 @@ def load_frame(info: DatasetInfo, holdout_share: float) -> pd.DataFrame:
     attrs = pd.concat([pd.read_parquet(f) for f in _parquet_files(info.root / "customer_attributes", info.name)])
     attrs = attrs.drop_duplicates("customer_id", keep="last")
     frame = latest.merge(attrs, on="customer_id", how="inner", validate="one_to_one")
+    converted = frame["converted"].astype("int64")
+    if info.has_revenue:
+        revenue = frame["revenue"].astype("float64").fillna(0.0)
+    else:  # no revenue outcome: what a conversion is worth (the revenue models learn value x P(convert))
+        revenue = converted.astype("float64") * float(info.economics.value_per_conversion or 0.0)
     frame = frame.assign(
-        converted=frame["converted"].astype("int64"),
-        visited=frame["visited"].fillna(frame["converted"]).astype("int64"),
-        revenue=frame["revenue"].fillna(0.0).astype("float64"),
+        converted=converted,
+        visited=frame["visited"].astype("float64").fillna(converted.astype("float64")).astype("int64"),
+        revenue=revenue,
         split=frame[SPLIT_COLUMN] if SPLIT_COLUMN in frame else hashed_split(frame["customer_id"], holdout_share),
     )
     frame = typed_features(frame, info)

@@ -24,15 +24,15 @@ def fail_on_dataset_errors(fn, *args, **kwargs):
         raise AirflowFailException(str(exc)) from exc
 
 
-def import_task(file: str, mapping: str, dataset: str) -> dict[str, Any]:
-    """``msp import campaign-log FILE --mapping MAPPING`` into the data set's landing root."""
+def import_task(file: str | None, mapping: str, dataset: str) -> dict[str, Any]:
+    """``msp import campaign-log [FILE] --mapping MAPPING`` into the data set's landing root."""
     from jobs.datasets.data import dataset_root
     from jobs.imports.campaign_log import import_campaign_log, load_mapping, resolve_mapping
 
     spec = load_mapping(resolve_mapping(mapping))
     if spec.dataset != dataset:
         raise ValueError(f"mapping {mapping!r} imports the data set {spec.dataset!r}, not {dataset!r}")
-    result = import_campaign_log(Path(file), spec, dataset_root(get_settings(), dataset))
+    result = import_campaign_log(Path(file) if file else None, spec, dataset_root(get_settings(), dataset))
     return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}
 
 

@@ -137,10 +137,12 @@ class StrategySpec(_Spec):
 
 
 class PropensitySpec(_Spec):
-    """``column: NAME`` (probability per row) or ``constant: FLOAT`` in (0, 1]."""
+    """``column: NAME`` (probability per row), ``constant: FLOAT`` in (0, 1] (every arm equally likely),
+    or ``by_strategy: {strategy: FLOAT}`` (an unbalanced design, e.g. 85 % treated, 15 % control)."""
 
     column: ColumnName | None = None
     constant: float | None = None
+    by_strategy: dict[str, float] | None = None
 
     @field_validator("constant", mode="before")
     @classmethod
@@ -156,10 +158,18 @@ class PropensitySpec(_Spec):
             raise ValueError(f"constant {value} is outside (0, 1]")
         return value
 
+    @field_validator("by_strategy")
+    @classmethod
+    def _each_in_unit_interval(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for name, p in (value or {}).items():
+            if not (0.0 < p <= 1.0):
+                raise ValueError(f"{name}: {p} is outside (0, 1]")
+        return value
+
     @model_validator(mode="after")
     def _exactly_one(self) -> PropensitySpec:
-        if (self.column is None) == (self.constant is None):
-            raise ValueError("give either column or constant")
+        if sum(x is not None for x in (self.column, self.constant, self.by_strategy)) != 1:
+            raise ValueError("give exactly one of column, constant or by_strategy")
         return self
 
 
@@ -224,6 +234,19 @@ class EconomicsSpec(_Spec):
         return float(self.cost_per_contact)
 
 
+class SourceSpec(_Spec):
+    """A data set shipped inside an installed package, read without any download.
+
+    ``package_dataset`` names a module that follows the statsmodels ``Dataset`` convention
+    (``load_pandas().data``), as ``statsmodels.datasets.*`` and ``causaldata.*`` do.
+    """
+
+    package_dataset: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")]
+
+
+BAD_ROWS = ("fail", "quarantine")
+
+
 class SplitSpec(_Spec):
     """A train/test split column: rows whose value is in ``test_values`` are held out, the rest fit."""
 
@@ -247,7 +270,18 @@ class CampaignMapping(_Spec):
     feature_types: dict[str, str] = Field(default_factory=dict)
     economics: EconomicsSpec = Field(default_factory=EconomicsSpec)
     split: SplitSpec | None = None
+    #: where the export comes from when no file is given (a package's shipped data set)
+    source: SourceSpec | None = None
+    #: rows that break the mapping: ``fail`` (one error naming them) or ``quarantine`` (set aside with a reason)
+    on_bad_rows: str = "fail"
     _source: Path | None = PrivateAttr(None)
+
+    @field_validator("on_bad_rows")
+    @classmethod
+    def _known_bad_rows_rule(cls, value: str) -> str:
+        if value not in BAD_ROWS:
+            raise ValueError(f"{value!r} is not one of {', '.join(BAD_ROWS)}")
+        return value
 
     @field_validator("dataset")
     @classmethod
@@ -309,6 +343,18 @@ class CampaignMapping(_Spec):
         return self
 
     @model_validator(mode="after")
+    def _propensity_of_every_arm(self) -> CampaignMapping:
+        by_strategy = self.propensity.by_strategy
+        if by_strategy is not None:
+            known = ", ".join(self.strategy.names)
+            for name in by_strategy:
+                if name not in self.strategy.names:
+                    raise ValueError(f"propensity.by_strategy.{name}: not one of the strategies ({known})")
+            if missing := [name for name in self.strategy.names if name not in by_strategy]:
+                raise ValueError(f"propensity.by_strategy: no propensity for {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
     def _holdout_strategy_is_mapped(self) -> CampaignMapping:
         if self.is_holdout is not None and self.is_holdout.holdout_strategy is not None:
             name = self.is_holdout.holdout_strategy
@@ -324,7 +370,7 @@ class CampaignMapping(_Spec):
         return self.campaign_date.isoformat()
 
     @property
-    def source(self) -> str:
+    def source_label(self) -> str:
         """The YAML file the mapping was loaded from (for messages)."""
         return str(self._source) if self._source is not None else "the mapping"
 
@@ -656,6 +702,29 @@ def _customer_ids(column: pa.ChunkedArray, path: Path, name: str) -> tuple[pa.Ch
     return ids, _Rule(broken, describe)
 
 
+def _quarantine_rows(path: Path, fmt: str, rules: list[_Rule], table: pa.Table) -> pa.Table | None:
+    """The rows that break a rule, as text, with their line (or row) and every rule they break; None if none."""
+    broken = np.logical_or.reduce([r.broken for r in rules]) if rules else np.zeros(table.num_rows, dtype=bool)
+    if not broken.any():
+        return None
+    lines = _physical_lines(path, fmt, list(range(table.num_rows)))
+    where = "row" if fmt == "parquet" else "line"
+
+    def locate(i: int) -> str:
+        return f"{where} {lines.get(i, i + 1)}"
+
+    shown = np.flatnonzero(broken)
+    reasons = ["; ".join(r.describe(int(i), locate) for r in rules if r.broken[i]) for i in shown]
+    picked = table.take(pa.array(shown))
+    return pa.table(
+        {
+            "source_line": pa.array([lines.get(int(i), int(i) + 1) for i in shown], pa.int64()),
+            "reason": pa.array(reasons, pa.string()),
+            **{name: pc.cast(picked[name], pa.string()) for name in picked.column_names},
+        }
+    )
+
+
 def _raise_broken_rows(path: Path, fmt: str, rules: list[_Rule]) -> None:
     """Raise one error naming the first few rows that break a rule, and how many do."""
     if not rules:
@@ -694,16 +763,61 @@ class ImportResult:
     holdouts: int
     campaign_log: Path
     customer_attributes: Path
+    quarantined: int = 0
+    quarantine: Path | None = None  # the rows set aside (mapping ``on_bad_rows: quarantine``), with reasons
 
 
 def import_campaign_log(
-    file: str | Path, mapping: CampaignMapping | str | Path, output_root: str | Path
+    file: str | Path | None,
+    mapping: CampaignMapping | str | Path,
+    output_root: str | Path,
+    on_bad_rows: str | None = None,
 ) -> ImportResult:
-    """Map ``file`` into ``campaign_log`` and ``customer_attributes`` under ``output_root``."""
-    path = Path(file)
+    """Map ``file`` into ``campaign_log`` and ``customer_attributes`` under ``output_root``.
+
+    Without ``file``, the mapping's ``source`` (a data set shipped inside a package) is read.
+    ``on_bad_rows`` overrides the mapping's rule for rows that break it (``fail`` or ``quarantine``).
+    """
     spec = mapping if isinstance(mapping, CampaignMapping) else load_mapping(mapping)
+    if on_bad_rows is not None and on_bad_rows not in BAD_ROWS:
+        raise CampaignImportError(f"on_bad_rows {on_bad_rows!r} is not one of {', '.join(BAD_ROWS)}")
+    rule = on_bad_rows or spec.on_bad_rows
+    if file is None:
+        if spec.source is None:
+            raise CampaignImportError(f"{spec.source_label}: give a file to import (the mapping names no source)")
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="msp-import-") as tmp:
+            return _import(package_source(spec, Path(tmp)), spec, Path(output_root), rule, spec.source.package_dataset)
+    return _import(Path(file), spec, Path(output_root), rule, None)
+
+
+def package_source(spec: CampaignMapping, folder: Path) -> Path:
+    """The mapping's package data set written to ``folder`` as Parquet (rows in the package's order)."""
+    import importlib
+
+    assert spec.source is not None
+    name = spec.source.package_dataset
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise CampaignImportError(
+            f"{spec.source_label}: source.package_dataset: cannot import {name!r} ({exc}); "
+            f"install the package {name.split('.')[0]!r} or give the export as a file"
+        ) from None
+    loader = getattr(module, "load_pandas", None)
+    if loader is None:
+        raise CampaignImportError(f"{spec.source_label}: source.package_dataset: {name!r} has no load_pandas()")
+    frame = loader().data
+    path = folder / f"{name}.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    log.info("read %d rows of the package data set %s", len(frame), name)
+    return path
+
+
+def _import(path: Path, spec: CampaignMapping, root: Path, on_bad_rows: str, label: str | None) -> ImportResult:
     fmt = _format_of(path)
-    log.info("importing %s (%s) with mapping %s", path, fmt, spec.source)
+    log.info("importing %s (%s) with mapping %s", path, fmt, spec.source_label)
     table = _read(path, fmt, spec)
     n = table.num_rows
     if n == 0:
@@ -715,18 +829,21 @@ def import_campaign_log(
         try:
             ids = pa.chunked_array([generate.ids(n)])
         except ValueError as exc:
-            raise CampaignImportError(f"{spec.source}: customer_id.generate: {exc} of {path}") from None
+            raise CampaignImportError(f"{spec.source_label}: customer_id.generate: {exc} of {path}") from None
     else:
         column = str(spec.customer_id.column)
         ids, rule = _customer_ids(table[column], path, column)
         rules.append(rule)
 
-    strategy, rule = _strategies(table[spec.strategy.column], spec.strategy, path, spec.source)
+    strategy, rule = _strategies(table[spec.strategy.column], spec.strategy, path, spec.source_label)
     rules.append(rule)
 
     if spec.propensity.column is not None:
         propensity, rule = _propensity(table[spec.propensity.column], spec.propensity.column)
         rules.append(rule)
+    elif spec.propensity.by_strategy is not None:
+        by_strategy = spec.propensity.by_strategy
+        propensity = pa.array(np.array([by_strategy.get(s, np.nan) for s in strategy], dtype="float64"))
     else:
         propensity = pa.array(np.full(n, spec.propensity.constant, dtype="float64"))
 
@@ -753,7 +870,13 @@ def import_campaign_log(
         outcomes["revenue"], rule = _revenue(table[spec.outcomes.revenue], spec.outcomes.revenue)
         rules.append(rule)
 
-    _raise_broken_rows(path, fmt, rules)
+    quarantined = None
+    if on_bad_rows == "quarantine":
+        quarantined = _quarantine_rows(path, fmt, rules, table)
+        if quarantined is not None and quarantined.num_rows == n:
+            _raise_broken_rows(path, fmt, rules)  # nothing valid: say why as an error, naming the first rows
+    else:
+        _raise_broken_rows(path, fmt, rules)
 
     midnight = datetime.combine(spec.campaign_date, datetime.min.time(), UTC)
     ts = pa.repeat(pa.scalar(midnight, CAMPAIGN_LOG_SCHEMA.field("ts").type), n)
@@ -774,16 +897,25 @@ def import_campaign_log(
     )
     attributes = pa.table([ids, *(table[c] for c in spec.features)], names=["customer_id", *spec.features])
 
-    root = Path(output_root)
     log_path = root / "campaign_log" / f"ds={spec.ds}" / f"{spec.dataset}.parquet"
     attributes_path = root / "customer_attributes" / f"ds={spec.ds}" / f"{spec.dataset}.parquet"
+    quarantine_path = root / "quarantine" / f"ds={spec.ds}" / f"{spec.dataset}.parquet"
     if spec.split is not None:  # held out where the split column holds one of test_values
         raw = pc.cast(table[spec.split.column], pa.string())
         test = pc.fill_null(pc.is_in(raw, pa.array(spec.split.test_values, pa.string())), False)
         attributes = attributes.append_column(SPLIT_COLUMN, pc.if_else(test, "test", "train"))
+    kept = n
+    if quarantined is not None:  # generated ids keep the numbering of the original rows
+        keep = ~np.logical_or.reduce([r.broken for r in rules])
+        campaign, attributes = campaign.filter(pa.array(keep)), attributes.filter(pa.array(keep))
+        strategy, kept = strategy[keep], int(keep.sum())
+        _write_atomic(quarantined, quarantine_path)
+        log.warning("%s: %d of %d rows quarantined in %s", path, quarantined.num_rows, n, quarantine_path)
+    elif quarantine_path.exists():  # a rerun without bad rows: nothing of the earlier run is left set aside
+        quarantine_path.unlink()
     _write_atomic(campaign, log_path)
     _write_atomic(attributes, attributes_path)
-    _write_manifest(root, spec, path, n)
+    _write_manifest(root, spec, label or str(path), kept, n - kept)
 
     counts = pd.Series(strategy).value_counts()
     per_strategy = {name: int(counts.get(name, 0)) for name in spec.strategy.names}
@@ -791,16 +923,18 @@ def import_campaign_log(
         dataset=spec.dataset,
         campaign_id=spec.campaign_id,
         ds=spec.ds,
-        rows=n,
+        rows=kept,
         per_strategy=per_strategy,
-        holdouts=int(pc.sum(is_holdout).as_py() or 0),
+        holdouts=int(pc.sum(campaign["is_holdout"]).as_py() or 0),
         campaign_log=log_path,
         customer_attributes=attributes_path,
+        quarantined=n - kept,
+        quarantine=quarantine_path if quarantined is not None else None,
     )
     log.info(
         "imported %d rows of %s as campaign %s (ds=%s): %s",
-        n,
-        path,
+        kept,
+        label or path,
         spec.campaign_id,
         spec.ds,
         ", ".join(f"{k} {v}" for k, v in per_strategy.items()),
@@ -808,12 +942,13 @@ def import_campaign_log(
     return result
 
 
-def _write_manifest(root: Path, spec: CampaignMapping, source: Path, rows: int) -> None:
+def _write_manifest(root: Path, spec: CampaignMapping, source: str, rows: int, quarantined: int) -> None:
     """``<root>/dataset.json``: the mapping the data was imported with (training and scoring read it)."""
     manifest = {
         "mapping": spec.model_dump(mode="json"),
-        "source_file": str(source),
+        "source_file": source,
         "rows": rows,
+        "quarantined": quarantined,
         "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     path = root / MANIFEST

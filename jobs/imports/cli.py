@@ -15,14 +15,29 @@ import_app = typer.Typer(
 
 @import_app.command("campaign-log")
 def campaign_log_command(
-    file: Annotated[Path, typer.Argument(help="The export to import: .csv, .jsonl/.ndjson or .parquet.")],
     mapping: Annotated[
         str,
         typer.Option("--mapping", "-m", help="Mapping YAML, or the name of a shipped mapping (e.g. hillstrom)."),
     ],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The export to import: .csv, .jsonl/.ndjson or .parquet (omit it for a mapping with a source, "
+            "e.g. thornton_hiv, whose rows ship inside a package)."
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Landing root to write into (default: <lake>/datasets/<dataset>/landing)."),
+    ] = None,
+    bad_rows: Annotated[
+        str | None,
+        typer.Option(
+            "--bad-rows",
+            help="Rows that break the mapping: 'fail' (one error naming them) or 'quarantine' (set aside in "
+            "<landing>/quarantine with the line and the reason; the valid rows are imported). Default: the mapping's "
+            "on_bad_rows, else fail.",
+        ),
     ] = None,
 ) -> None:
     """Map an A/B-test or campaign export into campaign_log and customer_attributes (partition ds)."""
@@ -37,12 +52,13 @@ def campaign_log_command(
     try:
         spec = load_mapping(resolve_mapping(mapping))
         root = output if output is not None else default_output_root(spec.dataset)
-        result = import_campaign_log(file, spec, root)
+        result = import_campaign_log(file, spec, root, on_bad_rows=bad_rows)
     except CampaignImportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    source = file if file is not None else f"the package data set {spec.source.package_dataset}"  # type: ignore[union-attr]
     typer.echo(
-        f"imported {result.rows:,} rows of {file} as campaign {result.campaign_id} "
+        f"imported {result.rows:,} rows of {source} as campaign {result.campaign_id} "
         f"(dataset {result.dataset}, ds={result.ds})"
     )
     width = max(len("strategy"), *(len(name) for name in result.per_strategy))
@@ -52,3 +68,5 @@ def campaign_log_command(
     typer.echo(f"  holdout rows: {result.holdouts:,}")
     typer.echo(f"  campaign_log:        {result.campaign_log}")
     typer.echo(f"  customer_attributes: {result.customer_attributes}")
+    if result.quarantine is not None:
+        typer.echo(f"  quarantined rows:    {result.quarantined:,} in {result.quarantine} (column reason says why)")

@@ -248,8 +248,22 @@ def test_shipped_hillstrom_mapping_is_package_data_and_valid() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"propensity": {"column": "p", "constant": 0.5}}, "propensity: give either column or constant"),
-        ({"propensity": {}}, "propensity: give either column or constant"),
+        ({"propensity": {"column": "p", "constant": 0.5}}, "propensity: give exactly one of column, constant or"),
+        ({"propensity": {}}, "propensity: give exactly one of column, constant or by_strategy"),
+        (
+            {"propensity": {"by_strategy": {"no_action": 0.5, "coupon": 0.5}}},
+            "propensity.by_strategy.coupon: not one of the strategies (no_action, email_recommendations)",
+        ),
+        (
+            {"propensity": {"by_strategy": {"no_action": 0.5}}},
+            "propensity.by_strategy: no propensity for email_recommendations",
+        ),
+        (
+            {"propensity": {"by_strategy": {"no_action": 0, "email_recommendations": 1}}},
+            "propensity.by_strategy: no_action: 0.0 is outside (0, 1]",
+        ),
+        ({"on_bad_rows": "skip"}, "on_bad_rows: 'skip' is not one of fail, quarantine"),
+        ({"source": {"package_dataset": "causaldata"}}, "source.package_dataset: String should match pattern"),
         ({"propensity": {"constant": 0}}, "propensity.constant: constant 0.0 is outside (0, 1]"),
         ({"propensity": {"constant": 1.5}}, "propensity.constant: constant 1.5 is outside (0, 1]"),
         ({"propensity": {"constant": -0.1}}, "propensity.constant: constant -0.1 is outside (0, 1]"),
@@ -456,7 +470,8 @@ def test_cli_errors_exit_2_with_the_message_on_stderr(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli(), ["import", "campaign-log", str(src), "-m", str(bad_mapping), "-o", str(tmp_path)])
     assert result.exit_code == 2
-    assert result.stderr == f"error: {bad_mapping}: propensity: give either column or constant\n"
+    expected = f"error: {bad_mapping}: propensity: give exactly one of column, constant or by_strategy\n"
+    assert result.stderr == expected
     result = runner.invoke(
         cli(), ["import", "campaign-log", str(src), "-m", str(mapping_file(tmp_path)), "-o", str(tmp_path)]
     )
@@ -466,3 +481,118 @@ def test_cli_errors_exit_2_with_the_message_on_stderr(tmp_path: Path) -> None:
     result = runner.invoke(cli(), ["import", "campaign-log", str(src), "-m", "no_such_mapping"])
     assert result.exit_code == 2
     assert "error: 'no_such_mapping' is neither a mapping file nor a shipped mapping (shipped: " in result.stderr
+
+
+# --- unbalanced designs, quarantine, a package's data set ------------------------------------
+
+
+def test_by_strategy_propensity_gives_each_arm_its_own_share(tmp_path: Path) -> None:
+    src = write(tmp_path, "ab.csv", CSV)
+    mapping = mapping_file(tmp_path, propensity={"by_strategy": {"no_action": 0.2, "email_recommendations": 0.8}})
+    result = import_campaign_log(src, mapping, tmp_path / "out")
+    assert [(r["strategy"], r["propensity"]) for r in rows(result.campaign_log)] == [
+        ("no_action", 0.2),
+        ("email_recommendations", 0.8),
+        ("email_recommendations", 0.8),
+        ("no_action", 0.2),
+    ]
+
+
+BROKEN_CSV = """arm,visit,buy,spend,age,city
+control,0,0,0,31,Bonn
+sms,1,1,12.5,45,Köln
+mail,1,0,0,,Essen
+mail,2,0,-3,60,Ulm
+control,0,0,0,52,
+"""
+
+
+def test_quarantine_sets_broken_rows_aside_with_line_and_reasons_and_keeps_every_valid_row(tmp_path: Path) -> None:
+    src = write(tmp_path, "ab.csv", BROKEN_CSV)
+    out = tmp_path / "out"
+    result = import_campaign_log(src, mapping_file(tmp_path, on_bad_rows="quarantine"), out)
+    assert (result.rows, result.quarantined) == (3, 2)
+    assert result.per_strategy == {"no_action": 2, "email_recommendations": 1}
+    assert result.holdouts == 2
+    # generated ids keep the numbering of the file's rows: the quarantined rows 2 and 4 leave gaps
+    assert [(r["customer_id"], r["strategy"]) for r in rows(result.campaign_log)] == [
+        ("T001", "no_action"),
+        ("T003", "email_recommendations"),
+        ("T005", "no_action"),
+    ]
+    assert [r["customer_id"] for r in rows(result.customer_attributes)] == ["T001", "T003", "T005"]
+    assert result.quarantine == out / "quarantine/ds=2024-05-06/demo_ab.parquet"
+    set_aside = rows(result.quarantine)
+    assert [(r["source_line"], r["arm"], r["spend"], r["city"]) for r in set_aside] == [
+        (3, "sms", "12.5", "Köln"),
+        (5, "mail", "-3", "Ulm"),
+    ]
+    assert set_aside[0]["reason"].startswith("strategy (arm): 'sms' is not in strategy.values of ")
+    assert set_aside[1]["reason"] == (
+        "outcomes.visited (visit): 2 is not 0 or 1; outcomes.revenue (spend): -3.0 is not a non-negative number"
+    )
+    manifest = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
+    assert (manifest["rows"], manifest["quarantined"]) == (3, 2)
+
+    # a rerun of a corrected export replaces the import and leaves nothing of the old quarantine
+    fixed = write(tmp_path, "ab.csv", CSV)
+    again = import_campaign_log(fixed, mapping_file(tmp_path, on_bad_rows="quarantine"), out)
+    assert (again.rows, again.quarantined, again.quarantine) == (4, 0, None)
+    assert not (out / "quarantine/ds=2024-05-06/demo_ab.parquet").exists()
+
+
+def test_quarantine_is_asked_for_and_an_all_broken_file_is_still_an_error(tmp_path: Path) -> None:
+    src = write(tmp_path, "ab.csv", BROKEN_CSV)
+    with pytest.raises(CampaignImportError, match=r"2 rows break the mapping"):
+        import_campaign_log(src, mapping_file(tmp_path), tmp_path / "out")  # the default: fail
+    assert not (tmp_path / "out").exists()
+    result = import_campaign_log(src, mapping_file(tmp_path), tmp_path / "out", on_bad_rows="quarantine")
+    assert result.quarantined == 2
+    everything_broken = write(tmp_path, "bad.csv", "arm,visit,buy,spend,age,city\nsms,0,0,0,1,X\n")
+    with pytest.raises(CampaignImportError, match=r"1 row breaks the mapping:\n  line 2: strategy \(arm\): 'sms'"):
+        import_campaign_log(everything_broken, mapping_file(tmp_path), tmp_path / "out", on_bad_rows="quarantine")
+    with pytest.raises(CampaignImportError, match="the mapping names no source"):
+        import_campaign_log(None, mapping_file(tmp_path), tmp_path / "out")
+
+
+def test_cli_quarantine_option_prints_what_was_set_aside(tmp_path: Path) -> None:
+    src = write(tmp_path, "ab.csv", BROKEN_CSV)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli(),
+        [
+            "import",
+            "campaign-log",
+            str(src),
+            "-m",
+            str(mapping_file(tmp_path)),
+            "-o",
+            str(out),
+            "--bad-rows",
+            "quarantine",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "imported 3 rows" in result.stdout
+    assert f"quarantined rows:    2 in {out / 'quarantine/ds=2024-05-06/demo_ab.parquet'}" in result.stdout
+
+
+def test_thornton_hiv_ships_inside_a_package_and_imports_without_a_file(tmp_path: Path) -> None:
+    pytest.importorskip("causaldata", reason="the causaldata package (a pinned dependency) is not installed")
+    mapping = load_mapping(shipped_mapping("thornton_hiv"))
+    assert mapping.source is not None and mapping.source.package_dataset == "causaldata.thornton_hiv"
+    result = import_campaign_log(None, mapping, tmp_path / "out")
+    # Thornton (2008): 4,820 people, 2,901 of them in the incentive lottery (2,222 offered one, 679 not)
+    assert (result.rows, result.quarantined) == (2_901, 1_919)
+    assert result.per_strategy == {"no_action": 679, "cash_incentive": 2_222}
+    assert {r["reason"] for r in rows(result.quarantine)} == {"strategy (any): missing"}
+    log_rows = pq.read_table(result.campaign_log).to_pandas()
+    assert log_rows.groupby("strategy")["propensity"].first().to_dict() == {
+        "cash_incentive": 0.7659,
+        "no_action": 0.2341,
+    }
+    # collecting the result: 33.9 % without an incentive, 78.9 % with one (the paper's headline effect)
+    rate = log_rows.groupby("strategy")["converted"].mean()
+    assert round(rate["no_action"], 3) == 0.339 and round(rate["cash_incentive"], 3) == 0.789
+    manifest = json.loads((tmp_path / "out" / "dataset.json").read_text(encoding="utf-8"))
+    assert manifest["source_file"] == "causaldata.thornton_hiv"

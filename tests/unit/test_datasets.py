@@ -161,3 +161,34 @@ def test_a_data_set_without_any_value_is_refused_by_name(tmp_path):
     (root / "dataset.json").write_text(json.dumps({"mapping": priced.model_dump(mode="json")}))
     info = load_info(settings, "demo")
     assert info.strategies == ("no_action", "email") and info.numeric == ("age",) and info.categorical == ("city",)
+
+
+def test_without_a_revenue_outcome_the_revenue_is_the_value_of_each_conversion(tmp_path):
+    """The revenue models then learn value x P(convert); an all-zero revenue would make them NaN."""
+    import yaml
+
+    from jobs.datasets.data import dataset_root, load_frame, load_info
+    from jobs.imports.campaign_log import import_campaign_log
+    from jobs.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    src = tmp_path / "ab.csv"
+    src.write_text("id,arm,buy,age\na,control,0,30\nb,mail,1,41\nc,mail,0,52\nd,control,1,63\n", encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    spec = {
+        **BASE,
+        "outcomes": {"converted": "buy"},
+        "features": ["age"],
+        "economics": {"value_per_conversion": 5, "cost_per_contact": 1},
+    }
+    mapping.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    import_campaign_log(src, mapping, dataset_root(settings, "demo"))
+    info = load_info(settings, "demo")
+    assert not info.has_revenue
+    frame = load_frame(info, holdout_share=0.5)
+    assert frame.set_index("age")[["converted", "visited", "revenue"]].to_dict("index") == {
+        30.0: {"converted": 0, "visited": 0, "revenue": 0.0},
+        41.0: {"converted": 1, "visited": 1, "revenue": 5.0},
+        52.0: {"converted": 0, "visited": 0, "revenue": 0.0},
+        63.0: {"converted": 1, "visited": 1, "revenue": 5.0},
+    }
