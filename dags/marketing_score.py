@@ -17,7 +17,10 @@ Daily batch scoring: who gets which strategy tonight, and what it is expected to
    co-occurrence recommendations for `email_recommendations`, and writes `gold/assignments/ds=…`.
 4. **publish**: replaces the run date in the warehouse tables `strategy_assignments` and
    `campaign_forecast` (PostgreSQL: the assignments COPY-loaded into a new table that is swapped in as
-   the run date's partition; the forecast through a staging table; each in one transaction).
+   the run date's partition; the forecast through a staging table; each in one transaction). Then
+   the fairness audit: contact, discount and expected-profit disparities between groups of customer
+   attributes into `marketing.model_metrics` (`source = 'fairness'`); a ratio above
+   `MSP_FAIRNESS_ALERT_RATIO` raises an alert without failing the run (docs/SCORING.md).
 5. **drift** (beside publish): population stability index of every model input and of the control
    score against the champion's training date, into `marketing.feature_drift`; a column above
    `MSP_DRIFT_PSI_ALERT` raises an alert (log + `MSP_ALERT_WEBHOOK_URL`) without failing the run.

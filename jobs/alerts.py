@@ -1,4 +1,5 @@
-"""Failure alerts: every DAG's tasks call :func:`task_failure_alert` when they fail.
+"""Alerts: every DAG's tasks call :func:`task_failure_alert` when they fail; checks that let the run go on
+(e.g. the fairness audit) call :func:`event_alert`.
 
 The alert is always logged (level ERROR, logger ``msp.alerts``, so it lands in the task log and in
 whatever collects the worker's logs); if ``MSP_ALERT_WEBHOOK_URL`` is set it is also POSTed there as
@@ -49,9 +50,9 @@ def post_json(url: str, payload: dict[str, Any], timeout: float = WEBHOOK_TIMEOU
         return int(response.status)
 
 
-def send_alert(payload: dict[str, Any], webhook_url: str | None) -> bool:
-    """Log the alert and POST it to ``webhook_url`` if given; True when the webhook accepted it."""
-    log.error("ALERT %s", payload["summary"])
+def send_alert(payload: dict[str, Any], webhook_url: str | None, level: int = logging.ERROR) -> bool:
+    """Log the alert (at ``level``) and POST it to ``webhook_url`` if given; True when the webhook accepted it."""
+    log.log(level, "ALERT %s", payload["summary"])
     if not webhook_url:
         return False
     try:
@@ -69,3 +70,12 @@ def task_failure_alert(context: Any) -> None:
 
     secret = get_settings().alert_webhook_url
     send_alert(failure_payload(context), secret.get_secret_value() if secret is not None else None)
+
+
+def event_alert(event: str, summary: str, webhook_url: str | None, **details: Any) -> bool:
+    """A non-failure alert (the run went on, someone should look), e.g. ``fairness_disparity``.
+
+    Logged as a WARNING ``ALERT <summary>`` and POSTed like a failure's alert, as
+    ``{"event": ..., "summary": ..., **details}``; True when the webhook accepted it.
+    """
+    return send_alert({"event": event, "summary": summary, **details}, webhook_url, level=logging.WARNING)

@@ -7,8 +7,10 @@ created at import time; call :func:`get_settings`.
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -137,6 +139,23 @@ class Settings(BaseSettings):
         description="spark.driver.memory of the scoring and publish jobs (their own sessions). The Arrow collect of "
         "the predictions needs it: with 1g a 1M-customer score loses its task results or runs out of heap.",
     )
+    # Fairness audit of every scoring run (issue 22; jobs/scoring/fairness.py)
+    fairness_attributes: list[str] = Field(
+        default_factory=lambda: ["region", "gender", "age"],
+        description='Feature columns whose groups the audit compares (JSON list, e.g. ["region", "tenure_days"]; '
+        "[] turns it off); a numeric one needs band edges in fairness_bands.",
+    )
+    fairness_bands: dict[str, list[float]] = Field(
+        default_factory=lambda: {"age": [25, 35, 45, 55, 65], "tenure_days": [90, 365, 730]},
+        description='Band edges of numeric attributes (JSON object, e.g. {"age": [25, 35]}: bands <25, [25,35), >=35; '
+        "a null value is the group unknown).",
+    )
+    fairness_min_group_size: int = Field(
+        500, ge=1, description="Groups with fewer customers are reported but left out of the ratios."
+    )
+    fairness_alert_ratio: float = Field(
+        1.25, ge=1, description="Alert when a measure's largest group value is more than this times its smallest."
+    )
     # Stack mode (issue 7; `make stack-up`): the services on one machine, all bound to stack_host
     stack_dir: Path = Field(Path("var/stack"), description="Stack mode state: logs, pid files, Airflow home, secrets.")
     stack_host: str = Field("127.0.0.1", description="Address every stack service binds to (loopback by default).")
@@ -202,6 +221,21 @@ class Settings(BaseSettings):
         for table in value:
             if table not in ORDER:
                 raise ValueError(f"MSP_HTTP_TABLES: {table!r} is not a source table (one of {', '.join(ORDER)})")
+        return value
+
+    @field_validator("fairness_attributes")
+    @classmethod
+    def _attributes_are_identifiers(cls, value: list[str]) -> list[str]:
+        # each names a feature column and is part of the model_metrics metric name
+        return [require_identifier(a, "MSP_FAIRNESS_ATTRIBUTES: ") for a in dict.fromkeys(value)]
+
+    @field_validator("fairness_bands")
+    @classmethod
+    def _bands_increase(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        for name, edges in value.items():
+            require_identifier(name, "MSP_FAIRNESS_BANDS: ")
+            if not edges or not all(map(math.isfinite, edges)) or any(a >= b for a, b in pairwise(edges)):
+                raise ValueError(f"MSP_FAIRNESS_BANDS: {name}: edges must be finite, strictly increasing (got {edges})")
         return value
 
     @field_validator("xgboost_engine", mode="before")

@@ -37,13 +37,17 @@ def score_task(ds: str) -> dict[str, Any]:
 
 
 def publish_task(ds: str) -> dict[str, int]:
+    """Publish the run to the warehouse, then audit it for disparities between customer groups."""
+    from jobs.scoring.fairness import audit_run
     from jobs.scoring.score import publish
     from jobs.spark import get_spark
 
     settings = get_settings()
-    return fail_on_data_errors(
-        publish, get_spark(settings, "msp-publish", settings.scoring_driver_memory), settings, ds
-    )
+    spark = get_spark(settings, "msp-publish", settings.scoring_driver_memory)
+    out = fail_on_data_errors(publish, spark, settings, ds)
+    reports = fail_on_data_errors(audit_run, spark, settings, ds)
+    out["fairness_alerts"] = sum(len(r.alerts) for r in reports)
+    return out
 
 
 def drift_task(ds: str) -> dict[str, Any]:
