@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from jobs.features.cli import features_app
+from jobs.forecasting.cli import forecast_app
 from jobs.imports.cli import import_app
 from jobs.logging_setup import configure_logging
 from jobs.settings import get_settings
@@ -36,6 +37,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(pull_app, name="pull")
 app.add_typer(features_app, name="features")
 app.add_typer(train_app, name="train")
+app.add_typer(forecast_app, name="forecast")
 stack_app = typer.Typer(
     help="Stack mode: Airflow, MLflow and Spark standalone as services on loopback (no Docker).",
     no_args_is_help=True,
