@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.bench.forecast import bench_forecast, forecast_markdown
+
 # the PostgreSQL cluster the warehouse benchmark creates (and drops) a database in, as the tests do
 from tests.support.postgres import POSTGRES_ADMIN_URL
 
@@ -38,6 +40,7 @@ BENCHMARKS = (
     "warehouse",
     "scaling",
     "loop",
+    "forecast",
     "demo",
 )
 #: the heading that starts each benchmark's markdown section
@@ -51,6 +54,7 @@ SECTION_TITLES = {
     "warehouse": "## Warehouse writes on PostgreSQL",
     "scaling": "## Scaling curve of the pipeline",
     "loop": "## The closed loop, night after night",
+    "forecast": "## Sales forecast backtest",
     "demo": "## `make demo`, stage by stage",
 }
 
@@ -278,6 +282,7 @@ def render_markdown(results: dict[str, Any], kept: dict[str, str] | None = None)
     lines += warehouse_markdown(results.get("warehouse"))
     lines += scaling_markdown(results.get("scaling"))
     lines += loop_markdown(results.get("loop"))
+    lines += forecast_markdown(results.get("forecast"), SECTION_TITLES["forecast"])
     lines += demo_markdown(results.get("demo"))
     text = "\n".join(lines) + "\n"
     for name in BENCHMARKS:  # sections of benchmarks this run has no figures for, as they were
@@ -929,6 +934,7 @@ def main(argv: list[str] | None = None) -> int:
                 work, args.quick, args.results.with_name("scaling-partial.json"), args.scaling_stopped
             ),
             "loop": lambda: _loop(work, args.quick),
+            "forecast": lambda: bench_forecast(work, args.quick),
             "demo": lambda: _demo(work),
         }
         done: list[str] = []
