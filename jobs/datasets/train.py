@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -186,12 +187,26 @@ def champion(settings: Settings, dataset: str) -> tuple[Any, str] | None:
 
 def _gate(settings: Settings, info: DatasetInfo, prep: Prepared, version: str, value: float) -> dict[str, Any]:
     """Point @champion at ``version`` when there is no champion or when ``version`` earns more on these rows."""
+
+    def incumbent_value(model: Any) -> float:
+        conv, rev = predictions(model, prep.test, info.strategies)
+        metrics, _ = held_out_report(conv, rev, prep.test, info, settings.bootstrap_samples, figures=False)
+        return metrics[GATE_METRIC]
+
+    return _gate_alias(settings, info.name, version, value, incumbent_value)
+
+
+def _gate_alias(
+    settings: Settings, dataset: str, version: str, value: float, incumbent_value: Callable[[Any], float]
+) -> dict[str, Any]:
+    """@challenger -> ``version``; @champion too when there is none or when ``value`` beats the champion's
+    ``incumbent_value(model)`` on the same held-out rows (a champion that cannot score them is replaced)."""
     import mlflow
 
-    name = registered_name(settings, info.name)
+    name = registered_name(settings, dataset)
     client = mlflow.MlflowClient()
     client.set_registered_model_alias(name, "challenger", version)
-    current = champion(settings, info.name)
+    current = champion(settings, dataset)
     if current is None:
         reason = "first model of the data set"
         promote = True
@@ -199,17 +214,15 @@ def _gate(settings: Settings, info: DatasetInfo, prep: Prepared, version: str, v
         return {"champion": version, "promoted": False, "reason": "already champion"}
     else:
         try:
-            conv, rev = predictions(current[0], prep.test, info.strategies)
-        except DatasetError as exc:  # the data set's arms changed since the champion was trained
-            incumbent, promote, reason = math.nan, True, f"the champion cannot score these arms ({exc})"
+            incumbent = incumbent_value(current[0])
+        except (DatasetError, KeyError) as exc:  # the data set's arms or features changed since the champion
+            incumbent, promote, reason = math.nan, True, f"the champion cannot score these rows ({exc})"
         else:
-            metrics, _ = held_out_report(conv, rev, prep.test, info, settings.bootstrap_samples, figures=False)
-            incumbent = metrics[GATE_METRIC]
             promote = value > incumbent
-            reason = f"held-out profit per customer {value:.4f} vs champion v{current[1]} {incumbent:.4f}"
+            reason = f"held-out {value:.4f} vs champion v{current[1]} {incumbent:.4f}"
     if promote:
         client.set_registered_model_alias(name, "champion", version)
-    log.info("data set %s: v%s %s: %s", info.name, version, "promoted" if promote else "not promoted", reason)
+    log.info("data set %s: v%s %s: %s", dataset, version, "promoted" if promote else "not promoted", reason)
     champion_version = version if promote else current[1]  # type: ignore[index]
     return {"champion": champion_version, "promoted": promote, "reason": reason}
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,7 @@ _MAX_KNOWN_SHOWN = 10
 _NUMERIC_TYPES = (pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
 
 ColumnName = Annotated[str, StringConstraints(min_length=1)]
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class CampaignImportError(ValueError):
@@ -396,6 +397,11 @@ class CampaignMapping(_Spec):
 
 def load_mapping(path: str | Path) -> CampaignMapping:
     """Read and validate a mapping YAML; errors name the file and the key."""
+    return load_yaml_model(path, CampaignMapping)
+
+
+def load_yaml_model(path: str | Path, model: type[_M]) -> _M:
+    """Read and validate a YAML file as ``model`` (a mapping); errors name the file and the key."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -410,10 +416,10 @@ def load_mapping(path: str | Path) -> CampaignMapping:
     if not isinstance(data, dict):
         raise CampaignImportError(f"{path}: expected a mapping of keys (dataset, campaign_id, ...)")
     try:
-        mapping = CampaignMapping.model_validate(data)
+        mapping = model.model_validate(data)
     except ValidationError as exc:
         raise CampaignImportError("\n".join(_describe(path, e) for e in exc.errors())) from None
-    mapping._source = path
+    mapping._source = path  # type: ignore[attr-defined]
     return mapping
 
 
@@ -479,10 +485,9 @@ def _csv_header(path: Path) -> list[str]:
         return next((record for record in csv.reader(fh) if record), [])
 
 
-def _read(path: Path, fmt: str, mapping: CampaignMapping) -> pa.Table:
-    """The mapped columns of ``path`` (ids and arms as text); missing columns are an error."""
-    needed = mapping.required_columns()
-    text_columns = [c for c in (mapping.customer_id.column, mapping.strategy.column) if c is not None]
+def read_columns(path: Path, fmt: str, needed: dict[str, str], text_columns: list[str]) -> pa.Table:
+    """The ``needed`` columns of ``path`` (column -> the mapping keys that need it; ``text_columns`` read as
+    text, e.g. ids with leading zeros); a missing column is an error naming the keys."""
     if fmt != "parquet":
         _check_text(path)
     try:
@@ -818,7 +823,8 @@ def package_source(spec: CampaignMapping, folder: Path) -> Path:
 def _import(path: Path, spec: CampaignMapping, root: Path, on_bad_rows: str, label: str | None) -> ImportResult:
     fmt = _format_of(path)
     log.info("importing %s (%s) with mapping %s", path, fmt, spec.source_label)
-    table = _read(path, fmt, spec)
+    text_columns = [c for c in (spec.customer_id.column, spec.strategy.column) if c is not None]
+    table = read_columns(path, fmt, spec.required_columns(), text_columns)
     n = table.num_rows
     if n == 0:
         raise CampaignImportError(f"{path}: no data rows")
@@ -951,7 +957,12 @@ def _write_manifest(root: Path, spec: CampaignMapping, source: str, rows: int, q
         "quarantined": quarantined,
         "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    path = root / MANIFEST
+    write_json_atomic(root / MANIFEST, manifest)
+
+
+def write_json_atomic(path: Path, manifest: dict[str, Any]) -> None:
+    """``manifest`` as JSON at ``path`` through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")

@@ -70,3 +70,40 @@ def campaign_log_command(
     typer.echo(f"  customer_attributes: {result.customer_attributes}")
     if result.quarantine is not None:
         typer.echo(f"  quarantined rows:    {result.quarantined:,} in {result.quarantine} (column reason says why)")
+
+
+@import_app.command("orders")
+def orders_command(
+    file: Annotated[
+        Path, typer.Argument(help="The order history: .csv, .jsonl/.ndjson or .parquet (one row per order line).")
+    ],
+    mapping: Annotated[str, typer.Option("--mapping", "-m", help="Mapping YAML with kind: orders.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Landing root to write into (default: <lake>/datasets/<dataset>/landing)."),
+    ] = None,
+    bad_rows: Annotated[
+        str | None,
+        typer.Option("--bad-rows", help="'fail' or 'quarantine' (default: the mapping's on_bad_rows, else fail)."),
+    ] = None,
+) -> None:
+    """Import a shop's order history alone (no events, no campaigns): RFM, repeat propensity, value targeting."""
+    from jobs.imports.campaign_log import CampaignImportError, default_output_root
+    from jobs.imports.orders import import_orders, load_orders_mapping
+
+    try:
+        spec = load_orders_mapping(mapping)
+        root = output if output is not None else default_output_root(spec.dataset)
+        result = import_orders(file, spec, root, on_bad_rows=bad_rows)
+    except CampaignImportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"imported {result.lines:,} order lines of {file} as {result.orders:,} orders of {result.customers:,} "
+        f"customers ({result.first_order} to {result.last_order}; dataset {result.dataset})"
+    )
+    typer.echo(f"  orders: {result.path}")
+    typer.echo("  absent (an order history has none; not needed): events, campaign_log, customer_attributes, products")
+    if result.quarantine is not None:
+        typer.echo(f"  quarantined rows: {result.quarantined:,} in {result.quarantine} (column reason says why)")
+    typer.echo(f"next: msp train --dataset {result.dataset} && msp score --dataset {result.dataset}")

@@ -150,6 +150,7 @@ def test_0003_moves_rows_written_before_it_and_a_rerun_replaces_them(
         "0005_predicted_intervals",
         "0006_datasets",
         "0007_sales_forecast",
+        "0008_dataset_customer_value",
     ]
     pd.testing.assert_frame_equal(rows(wh), expected(d1, d2))
     d1_v2 = assignments(D1, 250, version="2", seed=3, first=100)
@@ -460,7 +461,8 @@ def test_bi_reader_can_select_everything_and_change_nothing(
     wh = Warehouse(postgres_url, f"t_{secrets.token_hex(6)}")
     first = init_via_cli(monkeypatch, postgres_url, wh.schema)
     applied = "0001_data_quality', '0002_scoring', '0003_partition_assignments', '0004_closed_loop', "
-    assert f"applied ['{applied}'0005_predicted_intervals', '0006_datasets', '0007_sales_forecast']" in first
+    applied += "'0005_predicted_intervals', '0006_datasets', '0007_sales_forecast', '0008_dataset_customer_value'"
+    assert f"applied ['{applied}]" in first
     assert "bi_reader" in first
     assert "up to date" in init_via_cli(monkeypatch, postgres_url, wh.schema)  # idempotent, role included
     wh.replace("strategy_assignments", {"run_date": D1}, assignments(D1, 20))
