@@ -8,6 +8,7 @@ import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -99,6 +100,25 @@ def test_a_rerun_of_the_same_origin_replaces_its_rows_in_postgres(postgres_home:
     assert len(latest) == 4 * 28
     y_sunday = latest[latest["category"] == "y"]["revenue"].max()
     assert float(y_sunday) == pytest.approx(40.0)  # one order of 40 every Sunday
+
+    # the week 03-15 .. 03-21 earned 110 + 10 + 20 + 30 + 40 + 50 + 90 = 350: the seasonal naive's next 7 days
+    campaigns = pd.DataFrame(
+        {
+            "run_date": ORIGIN,
+            "strategy": "coupon_10",
+            "segment": ["new", "buyer"],
+            "customers": [10, 20],
+            "expected_incremental_revenue": [14.0, 21.0],
+            "model_name": "m",
+            "model_version": "1",
+            "created_at": pd.Timestamp("2026-03-22 05:00"),
+        }
+    )
+    wh.replace("campaign_forecast", {"run_date": ORIGIN}, campaigns)
+    share = wh.query(f"SELECT * FROM {wh.schema}.v_campaign_revenue_share").iloc[0]
+    assert (share["strategy"], int(share["customers"])) == ("coupon_10", 30)
+    assert float(share["forecast_revenue_7d"]) == pytest.approx(350.0)
+    assert float(share["share_of_forecast_revenue"]) == pytest.approx(35 / 350)
 
 
 def test_an_origin_without_orders_in_the_week_before_fails_with_a_clear_message(postgres_home: Warehouse) -> None:

@@ -41,7 +41,13 @@ TABLES = [
     "sales_forecast",
     "schema_migrations",
 ]
-VIEWS = ["v_latest_assignments", "v_strategy_summary", "v_strategy_effects", "v_sales_forecast_latest"]
+VIEWS = [
+    "v_latest_assignments",
+    "v_strategy_summary",
+    "v_strategy_effects",
+    "v_sales_forecast_latest",
+    "v_campaign_revenue_share",
+]
 MONEY = ["expected_revenue", "expected_incremental_revenue", "expected_cost", "expected_profit"]
 
 

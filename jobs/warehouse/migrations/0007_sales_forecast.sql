@@ -43,3 +43,23 @@ JOIN {schema}.sales_forecast AS r
     ON r.run_date = o.run_date AND r.category = o.category AND r.target_date = o.target_date AND r.metric = 'revenue'
 WHERE o.metric = 'orders'
     AND o.run_date = (SELECT max(run_date) FROM {schema}.sales_forecast);
+
+-- BI: what share of the shop's forecast revenue of the next 7 days (the default attribution window, target
+-- days run_date .. run_date + 6) each strategy's assignments of the same run date are expected to add
+-- (campaign_forecast's incremental revenue summed over segments). Needs both runs of the date.
+CREATE OR REPLACE VIEW {schema}.v_campaign_revenue_share AS
+SELECT
+    c.run_date,
+    c.strategy,
+    sum(c.customers) AS customers,
+    sum(c.expected_incremental_revenue) AS expected_incremental_revenue,
+    max(s.forecast_revenue_7d) AS forecast_revenue_7d,
+    sum(c.expected_incremental_revenue) / NULLIF(max(s.forecast_revenue_7d), 0) AS share_of_forecast_revenue
+FROM {schema}.campaign_forecast AS c
+JOIN (
+    SELECT run_date, sum(forecast) AS forecast_revenue_7d
+    FROM {schema}.sales_forecast
+    WHERE category = 'all' AND metric = 'revenue' AND horizon <= 7
+    GROUP BY run_date
+) AS s ON s.run_date = c.run_date
+GROUP BY c.run_date, c.strategy;
