@@ -276,6 +276,9 @@ def audit_run(
     unbanded = [a for a in attributes if bands[a] is None and isinstance(types[a], T.NumericType)]
     if unbanded:
         raise PipelineError(f"MSP_FAIRNESS_BANDS: numeric attributes need band edges: {', '.join(unbanded)}")
+    textual = [a for a in attributes if bands[a] is not None and not isinstance(types[a], T.NumericType)]
+    if textual:
+        raise PipelineError(f"MSP_FAIRNESS_BANDS: bands of attributes that are not numeric: {', '.join(textual)}")
 
     discounts = discount_strategies(catalogue)
     strategy = F.col("strategy")

@@ -7,6 +7,7 @@ from datetime import date
 
 import duckdb
 import pandas as pd
+import pytest
 from pydantic import SecretStr
 
 from jobs.scoring.catalogue import load_catalogue
@@ -41,6 +42,30 @@ def test_assignments_in_duckdb_are_complete_and_recorded(scored: dict) -> None:
     assert forecast["customers"].sum() == len(frame)
     summary = wh.query(f"SELECT * FROM marketing.v_strategy_summary WHERE run_date = DATE '{END}'")
     assert summary["customers"].sum() == len(frame)
+
+
+def test_publish_audits_the_run_for_disparities_between_customer_groups(scored: dict) -> None:
+    """The DAG's publish wrote the fairness audit: every customer in one group per default attribute, the
+    groups' contact shares add up to the night's contacts, one ratio per measure and attribute."""
+    settings, frame = scored["settings"], scored["duckdb"]
+    metrics = Warehouse.from_settings(settings).query(
+        "SELECT metric, segment, value, model_version FROM marketing.model_metrics "
+        f"WHERE source = 'fairness' AND run_date = DATE '{END}'"
+    )
+    assert set(metrics["model_version"]) == set(frame["model_version"])
+    contacted = int((frame["strategy"] != "no_action").sum())
+    for attribute in ("region", "gender", "age"):
+        per_group = metrics[metrics["metric"].str.startswith(f"fairness:{attribute}:")].pivot(
+            index="segment", columns="metric", values="value"
+        )
+        customers = per_group[f"fairness:{attribute}:customers"]
+        assert customers.sum() == len(frame)
+        shares = per_group[f"fairness:{attribute}:contact_share"]
+        assert (customers * shares).sum() == pytest.approx(contacted)
+        ratios = metrics[metrics["metric"].str.startswith(f"fairness_ratio:{attribute}:")]
+        assert len(ratios) == 3
+    regions = set(metrics.loc[metrics["metric"] == "fairness:region:customers", "segment"])
+    assert regions - {"unknown"} == {"north", "south", "east", "west", "central"}
 
 
 def test_a_rerun_writes_postgresql_identically_and_republishing_replaces_the_date(

@@ -111,3 +111,22 @@ def test_no_alert_at_or_below_the_threshold(receiver: Receiver) -> None:
         ("contact_share", "north", "south")
     ]
     assert body["summary"] == f"fairness disparity on {DS} above 2.9x: region contact_share 3.000 (north vs south)"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "bands", "message"),
+    [
+        (["region", "income"], {}, "MSP_FAIRNESS_ATTRIBUTES: income not among the feature columns"),
+        (["age"], {}, "MSP_FAIRNESS_BANDS: numeric attributes need band edges: age"),
+        (["region"], {"region": [1.0]}, "MSP_FAIRNESS_BANDS: bands of attributes that are not numeric: region"),
+    ],
+)
+def test_a_misconfigured_attribute_names_the_setting(
+    spark, tmp_path: Path, attributes: list[str], bands: dict, message: str
+) -> None:
+    from jobs.pipeline.lake import PipelineError
+
+    settings = Settings(home=tmp_path, fairness_attributes=attributes, fairness_bands=bands)
+    write_run(settings)
+    with pytest.raises(PipelineError, match=message):
+        audit_run(spark, settings, DS)
