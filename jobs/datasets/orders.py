@@ -517,11 +517,9 @@ def score_orders(settings: Settings, name: str, ds: str | None = None) -> dict[s
 
 def evaluate_orders(settings: Settings, name: str, ds: str | None = None) -> dict[str, Any]:
     """The champion on the held-out customers (against the RFM score) -> ``marketing.model_metrics``."""
-    import pandas as pd
-
+    from jobs.datasets.score import write_metrics
     from jobs.datasets.train import today
     from jobs.training.train import configure_mlflow
-    from jobs.warehouse import Warehouse
 
     ds = ds or today()
     spec, orders, _ = load_orders(settings, name)
@@ -529,23 +527,8 @@ def evaluate_orders(settings: Settings, name: str, ds: str | None = None) -> dic
     test = frame[hashed_split(frame.index.to_series(), settings.holdout_share).to_numpy() == "test"]
     configure_mlflow(settings)
     version, p, v = _champion_predictions(settings, name, test)
-    metrics = {k: val for k, val in held_out_metrics(test, p, v).items() if math.isfinite(val)}
-    model_name, run_date = _registered(settings, name), date.fromisoformat(ds)
-    rows = pd.DataFrame(
-        {
-            "run_date": run_date,
-            "model_name": model_name,
-            "model_version": version,
-            "metric": list(metrics),
-            "value": list(metrics.values()),
-            "segment": "all",
-            "source": f"dataset:{name}",
-            "recorded_at": datetime.now(UTC).replace(tzinfo=None),
-        }
-    )
-    Warehouse.from_settings(settings).replace(
-        "model_metrics", {"run_date": run_date, "model_name": model_name, "model_version": version}, rows
-    )
+    metrics = write_metrics(settings, name, ds, version, held_out_metrics(test, p, v))
+    model_name = _registered(settings, name)
     return {
         "dataset": name,
         "kind": "orders",

@@ -111,20 +111,12 @@ def score_dataset(settings: Settings, dataset: str, ds: str | None = None, file:
     }
 
 
-def evaluate_dataset(settings: Settings, dataset: str, ds: str | None = None) -> dict[str, Any]:
-    """The champion's held-out figures, replaced in ``model_metrics`` for the run date; returns them."""
+def write_metrics(settings: Settings, dataset: str, ds: str, version: str, metrics: dict[str, Any]) -> dict[str, float]:
+    """The finite ``metrics`` of the data set's model ``version`` replace its run date's rows in model_metrics."""
     import pandas as pd
 
     from jobs.warehouse import Warehouse
 
-    ds = ds or today()
-    info = load_info(settings, dataset)
-    frame = load_frame(info, settings.holdout_share)
-    test = frame[frame["split"] == "test"].reset_index(drop=True)
-    model, version = _champion(settings, dataset)
-    conv, rev = predictions(model, test, info.strategies)
-    metrics, _ = held_out_report(conv, rev, test, info, settings.bootstrap_samples, figures=False)
-    metrics["test_rows"] = float(len(test))
     finite = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
     name = registered_name(settings, dataset)
     run_date = date.fromisoformat(ds)
@@ -143,6 +135,21 @@ def evaluate_dataset(settings: Settings, dataset: str, ds: str | None = None) ->
     Warehouse.from_settings(settings).replace(
         "model_metrics", {"run_date": run_date, "model_name": name, "model_version": version}, rows
     )
+    return finite
+
+
+def evaluate_dataset(settings: Settings, dataset: str, ds: str | None = None) -> dict[str, Any]:
+    """The champion's held-out figures, replaced in ``model_metrics`` for the run date; returns them."""
+    ds = ds or today()
+    info = load_info(settings, dataset)
+    frame = load_frame(info, settings.holdout_share)
+    test = frame[frame["split"] == "test"].reset_index(drop=True)
+    model, version = _champion(settings, dataset)
+    conv, rev = predictions(model, test, info.strategies)
+    metrics, _ = held_out_report(conv, rev, test, info, settings.bootstrap_samples, figures=False)
+    metrics["test_rows"] = float(len(test))
+    finite = write_metrics(settings, dataset, ds, version, metrics)
+    name = registered_name(settings, dataset)
     log.info(
         "data set %s: champion v%s on %d held-out rows: profit/customer %.4f [%.4f, %.4f], best single %.4f",
         dataset,

@@ -40,6 +40,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -248,6 +249,18 @@ class SourceSpec(_Spec):
 BAD_ROWS = ("fail", "quarantine")
 
 
+def _bad_rows_rule(value: str) -> str:
+    if value not in BAD_ROWS:
+        raise ValueError(f"{value!r} is not one of {', '.join(BAD_ROWS)}")
+    return value
+
+
+#: a data set's name: an identifier (it names folders, registered models and warehouse rows)
+DatasetName = Annotated[str, AfterValidator(lambda value: require_identifier(value, ""))]
+#: what to do with rows that break a mapping: ``fail`` (one error naming them) or ``quarantine``
+BadRowsRule = Annotated[str, AfterValidator(_bad_rows_rule)]
+
+
 class SplitSpec(_Spec):
     """A train/test split column: rows whose value is in ``test_values`` are held out, the rest fit."""
 
@@ -258,7 +271,7 @@ class SplitSpec(_Spec):
 class CampaignMapping(_Spec):
     """How one campaign export maps into ``campaign_log`` (see ``mappings/hillstrom.yaml``)."""
 
-    dataset: str
+    dataset: DatasetName
     campaign_id: str
     campaign_date: date
     customer_id: CustomerIdSpec
@@ -274,20 +287,8 @@ class CampaignMapping(_Spec):
     #: where the export comes from when no file is given (a package's shipped data set)
     source: SourceSpec | None = None
     #: rows that break the mapping: ``fail`` (one error naming them) or ``quarantine`` (set aside with a reason)
-    on_bad_rows: str = "fail"
+    on_bad_rows: BadRowsRule = "fail"
     _source: Path | None = PrivateAttr(None)
-
-    @field_validator("on_bad_rows")
-    @classmethod
-    def _known_bad_rows_rule(cls, value: str) -> str:
-        if value not in BAD_ROWS:
-            raise ValueError(f"{value!r} is not one of {', '.join(BAD_ROWS)}")
-        return value
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset_is_identifier(cls, value: str) -> str:
-        return require_identifier(value, "")
 
     @field_validator("campaign_id")
     @classmethod

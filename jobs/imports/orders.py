@@ -28,14 +28,16 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from jobs.imports.campaign_log import (
     _STRATEGY_NAME,
     BAD_ROWS,
     MANIFEST,
+    BadRowsRule,
     CampaignImportError,
     ColumnName,
+    DatasetName,
     _as_text,
     _format_of,
     _numbers,
@@ -49,7 +51,6 @@ from jobs.imports.campaign_log import (
     read_columns,
     write_json_atomic,
 )
-from jobs.settings import require_identifier
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class OrdersMapping(_Spec):
     """How an order-history export maps into ``orders`` (see ``docs/DATASETS.md``)."""
 
     kind: Literal["orders"]
-    dataset: str
+    dataset: DatasetName
     customer_id: ColumnName
     order_date: ColumnName
     #: strftime format of order_date when it is not ISO 8601 (e.g. "%m/%d/%Y %H:%M")
@@ -112,20 +113,8 @@ class OrdersMapping(_Spec):
     price: ColumnName | None = None
     quantity: ColumnName | None = None
     targeting: TargetingSpec = Field(default_factory=TargetingSpec)
-    on_bad_rows: str = "fail"
+    on_bad_rows: BadRowsRule = "fail"
     _source: Path | None = PrivateAttr(None)
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset_is_identifier(cls, value: str) -> str:
-        return require_identifier(value, "")
-
-    @field_validator("on_bad_rows")
-    @classmethod
-    def _known_bad_rows_rule(cls, value: str) -> str:
-        if value not in BAD_ROWS:
-            raise ValueError(f"{value!r} is not one of {', '.join(BAD_ROWS)}")
-        return value
 
     @model_validator(mode="after")
     def _amount_or_price_times_quantity(self) -> OrdersMapping:
