@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.bench.datasets import bench_datasets, datasets_markdown
 from tests.bench.forecast import bench_forecast, forecast_markdown
 
 # the PostgreSQL cluster the warehouse benchmark creates (and drops) a database in, as the tests do
@@ -35,6 +36,7 @@ BENCHMARKS = (
     "simulator",
     "ingest",
     "hillstrom",
+    "datasets",
     "train_overhead",
     "scoring",
     "warehouse",
@@ -49,6 +51,7 @@ SECTION_TITLES = {
     "simulator": "## Shop simulator",
     "ingest": "## Ingest + clean of events",
     "hillstrom": "## Uplift on the Hillstrom e-mail test",
+    "datasets": "## Real data sets through the product's commands",
     "train_overhead": "## Training overhead of the uplift models",
     "scoring": "## Batch scoring (`score` + `publish`)",
     "warehouse": "## Warehouse writes on PostgreSQL",
@@ -277,6 +280,7 @@ def render_markdown(results: dict[str, Any], kept: dict[str, str] | None = None)
             "",
         ]
     lines += hillstrom_markdown(results.get("hillstrom"))
+    lines += datasets_markdown(results.get("datasets"), SECTION_TITLES["datasets"])
     lines += train_overhead_markdown(results.get("train_overhead"))
     lines += scoring_markdown(results.get("scoring"))
     lines += warehouse_markdown(results.get("warehouse"))
@@ -927,6 +931,7 @@ def main(argv: list[str] | None = None) -> int:
             "simulator": lambda: bench_simulator(customers, days, products, work),
             "ingest": lambda: _ingest(work, args.quick),
             "hillstrom": lambda: _models("bench_hillstrom", work, args.quick),
+            "datasets": lambda: bench_datasets(work, args.quick),
             "train_overhead": lambda: _models("bench_train_overhead", work, args.quick),
             "scoring": lambda: _scoring(work, args.quick),
             "warehouse": lambda: bench_warehouse(20_000 if args.quick else 1_000_000),
