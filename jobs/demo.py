@@ -207,6 +207,27 @@ def _score(settings: Settings, report: DemoReport) -> None:
     report.add("")
 
 
+def _forecast(settings: Settings, report: DemoReport) -> None:
+    from jobs.simulator.config import SimConfig
+    from jobs.warehouse import Warehouse
+
+    ds = SimConfig(customers=DEMO_CUSTOMERS, products=DEMO_PRODUCTS, days=DEMO_DAYS).end.isoformat()
+    _dag_runner(settings)("marketing_forecast", ds)
+    schema = settings.warehouse_schema
+    totals = Warehouse.from_settings(settings).query(
+        f"SELECT category, sum(orders) AS orders, sum(revenue) AS revenue, sum(revenue_lower) AS lo, "
+        f"sum(revenue_upper) AS hi, min(revenue_model) AS model FROM {schema}.v_sales_forecast_latest "
+        f"GROUP BY category ORDER BY revenue DESC"
+    )
+    report.add(f"marketing_forecast (Airflow, origin {ds}): the next 28 days per category (sum of the daily figures):")
+    report.add(f"  {'category':<16} {'orders':>8} {'revenue':>12}  {'daily 80% bounds summed':>27}  model")
+    for r in totals.itertuples():
+        bounds = f"[{r.lo:>11,.0f}, {r.hi:>11,.0f}]"
+        report.add(f"  {r.category:<16} {r.orders:>8,.0f} {r.revenue:>12,.0f}  {bounds:>27}  {r.model}")
+    report.add(f'  warehouse      .venv/bin/msp warehouse query "SELECT * FROM {schema}.v_sales_forecast_latest"')
+    report.add("")
+
+
 def _dag_runner(settings: Settings):
     from jobs.airflow_local import dags_test, failed_tasks
 
@@ -317,6 +338,7 @@ STAGES: list[tuple[str, Callable[[Settings, DemoReport], None]]] = [
     ("marketing_ingest through Airflow: landing -> bronze -> silver + quarantine, GX gate", _ingest),
     ("marketing_train through Airflow: features, XGBoost, Keras and fusion uplift models, MLflow registry", _train),
     ("marketing_score through Airflow: champion predictions, knapsack, recommendations, warehouse", _score),
+    ("marketing_forecast through Airflow: 28 days of orders and revenue per category (ETS)", _forecast),
     ("closed loop: the nights answered by the simulator, ingested and scored, then marketing_evaluate", _loop),
 ]
 
