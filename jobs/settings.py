@@ -156,6 +156,23 @@ class Settings(BaseSettings):
     fairness_alert_ratio: float = Field(
         1.25, ge=1, description="Alert when a measure's largest group value is more than this times its smallest."
     )
+    recommend_method: Literal["hybrid", "cooccurrence", "popularity"] = Field(
+        "hybrid",
+        description="Products of email_recommendations: hybrid (item co-occurrence blended with content similarity "
+        "by history length), cooccurrence (collaborative only), popularity (docs/SCORING.md).",
+    )
+    recommend_history_half: float = Field(
+        5.0,
+        ge=0,
+        description="Hybrid blend: co-occurrence weighs n / (n + this) for a customer with n distinct products in "
+        "the history, content the rest (0: co-occurrence only).",
+    )
+    recommend_price_band_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Content similarity: weight of the same price band (tercile within the category) beside the "
+        "category's; 0 (default): category only (the simulator's purchases ignore price, docs/SCORING.md).",
+    )
     # Stack mode (issue 7; `make stack-up`): the services on one machine, all bound to stack_host
     stack_dir: Path = Field(Path("var/stack"), description="Stack mode state: logs, pid files, Airflow home, secrets.")
     stack_host: str = Field("127.0.0.1", description="Address every stack service binds to (loopback by default).")

@@ -265,7 +265,17 @@ def with_recommendations(
     if any(frame is None for frame in silver.values()):
         raise PipelineError("silver events, orders and products are needed for recommendations")
     targets = assignments.where(F.col("strategy") == RECOMMENDATION_STRATEGY).select("customer_id")
-    recs = recommend(targets, silver["events"], silver["orders"], silver["products"], ds, top_n=top_n)
+    recs = recommend(
+        targets,
+        silver["events"],
+        silver["orders"],
+        silver["products"],
+        ds,
+        top_n=top_n,
+        method=settings.recommend_method,
+        history_half=settings.recommend_history_half,
+        price_band_weight=settings.recommend_price_band_weight,
+    )
     recs = recs.select("customer_id", F.array_join("recommended_products", ",").alias("recommended_products"))
     return assignments.join(recs, "customer_id", "left")
 

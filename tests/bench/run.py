@@ -24,6 +24,7 @@ from typing import Any
 
 from tests.bench.datasets import bench_datasets, datasets_markdown
 from tests.bench.forecast import bench_forecast, forecast_markdown
+from tests.bench.recommend import bench_recommend, recommend_markdown
 
 # the PostgreSQL cluster the warehouse benchmark creates (and drops) a database in, as the tests do
 from tests.support.postgres import POSTGRES_ADMIN_URL
@@ -43,6 +44,7 @@ BENCHMARKS = (
     "scaling",
     "loop",
     "forecast",
+    "recommend",
     "demo",
 )
 #: the heading that starts each benchmark's markdown section
@@ -58,6 +60,7 @@ SECTION_TITLES = {
     "scaling": "## Scaling curve of the pipeline",
     "loop": "## The closed loop, night after night",
     "forecast": "## Sales forecast backtest",
+    "recommend": "## Hybrid recommendations: hit-rate",
     "demo": "## `make demo`, stage by stage",
 }
 
@@ -287,6 +290,7 @@ def render_markdown(results: dict[str, Any], kept: dict[str, str] | None = None)
     lines += scaling_markdown(results.get("scaling"))
     lines += loop_markdown(results.get("loop"))
     lines += forecast_markdown(results.get("forecast"), SECTION_TITLES["forecast"])
+    lines += recommend_markdown(results.get("recommend"), SECTION_TITLES["recommend"])
     lines += demo_markdown(results.get("demo"))
     text = "\n".join(lines) + "\n"
     for name in BENCHMARKS:  # sections of benchmarks this run has no figures for, as they were
@@ -940,6 +944,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "loop": lambda: _loop(work, args.quick),
             "forecast": lambda: bench_forecast(work, args.quick),
+            "recommend": lambda: bench_recommend(work, args.quick),
             "demo": lambda: _demo(work),
         }
         done: list[str] = []
