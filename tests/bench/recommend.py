@@ -189,13 +189,17 @@ def measure(work: Path, quick: bool) -> dict[str, Any]:
 
 def bench_recommend(work: Path, quick: bool = False) -> dict[str, Any]:
     """``measure`` in a child process; adds the goal verdicts of issue 22."""
-    from tests.bench.run import run_child
+    from datetime import UTC, datetime
+
+    from tests.bench.run import machine, run_child
 
     out = work / "recommend.json"
     args = [sys.executable, "-m", "tests.bench.recommend", "--work", str(work / "recommend"), "--out", str(out)]
     run = run_child([*args, *(["--quick"] if quick else [])], {**os.environ, "MSP_LOG_LEVEL": "WARNING"})
     result = json.loads(out.read_text())
     allr, few = result["hit_rate"]["all"], result["hit_rate"]["under 3"]
+    result["machine"] = machine()
+    result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     result["seconds_total"] = round(run.seconds, 1)
     result["peak_rss_mb"] = round(run.peak_rss_mb)
     result["ratio_to_popularity"] = round(allr["hybrid"] / allr["popularity"], 3) if allr["popularity"] else None
@@ -238,7 +242,7 @@ def recommend_markdown(rc: dict[str, Any] | None, title: str) -> list[str]:
         "oracle": "oracle: true category affinity / category size",
     }
     buckets = list(rc["hit_rate"])
-    s, hr = rc["settings"], rc["hit_rate"]
+    s, hr, mach = rc["settings"], rc["hit_rate"], rc.get("machine", {})
     lines = [
         title,
         "",
@@ -260,7 +264,9 @@ def recommend_markdown(rc: dict[str, Any] | None, title: str) -> list[str]:
     met = {k: "met" if v else "NOT met" for k, v in rc["goal_met"].items()}
     lines += [
         "",
-        "Seconds per method (targets only, 2 cores): "
+        f"Measured {rc.get('finished_at', '?')} on {mach.get('cores', '?')} cores ({mach.get('cpu', '?')}, "
+        f"{mach.get('memory_gb', '?')} GB; shared with other jobs, so the times are indicative). "
+        "Seconds per method (lists for the buyers only): "
         + ", ".join(f"{m} {sec}" for m, sec in rc["seconds"].items())
         + f"; the whole child {rc['seconds_total']} s (simulation {rc['simulate_seconds']} s).",
         "",
@@ -270,7 +276,8 @@ def recommend_markdown(rc: dict[str, Any] | None, title: str) -> list[str]:
         f"products of history: **{met['beats_cooccurrence_under_3']}** ({few['hybrid']:.3f} "
         f"against {few['cooccurrence']:.3f}; difference 95% interval {few['hybrid_minus_cooccurrence_ci95'][0]:+.3f} "
         f"to {few['hybrid_minus_cooccurrence_ci95'][1]:+.3f}; customers without history get the popularity list "
-        "from every method).",
+        "from every method). The oracle row is what the simulator makes reachable at best; why it leaves the under-3 "
+        "goal almost nothing to win: docs/SCORING.md, Recommendations.",
         "",
     ]
     return lines
