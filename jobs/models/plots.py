@@ -248,3 +248,33 @@ def uplift_calibration_figure(
         _title(ax, name, None)
     figure.suptitle(title)
     return figure
+
+
+def contributions_figure(
+    values: Mapping[str, ArrayLike],
+    names: Sequence[str],
+    title: str = "Mean |contribution| to the conversion uplift over no_action (pp)",
+    top: int = 12,
+) -> Figure:
+    """Per strategy, horizontal bars of its ``top`` features by mean absolute uplift contribution.
+
+    ``values`` maps a strategy to one mean |contribution| per feature (``names`` order), e.g. from
+    :func:`jobs.models.reasons.mean_abs_contributions`.
+    """
+    strategies = list(values)
+    figure = _figure(4.5 * max(1, len(strategies)), max(3.0, 0.3 * top + 1.5))
+    if not strategies:
+        _note(figure.add_subplot(), "no strategy other than the control")
+        return figure
+    axes = figure.subplots(1, len(strategies), squeeze=False)[0]
+    for ax, strategy in zip(axes, strategies, strict=True):
+        scores = np.asarray(values[strategy], dtype=float).ravel()
+        if len(scores) != len(names):
+            raise ValueError(f"{strategy}: {len(scores)} values for {len(names)} features")
+        order = np.argsort(-np.nan_to_num(scores), kind="stable")[: max(int(top), 0)]
+        ax.barh(np.arange(order.size), scores[order][::-1])
+        ax.set_yticks(np.arange(order.size), labels=[str(names[i]) for i in order][::-1], fontsize="small")
+        ax.set_xlabel("mean |contribution| (pp)")
+        _title(ax, strategy, None)
+    figure.suptitle(title)
+    return figure

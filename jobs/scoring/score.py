@@ -8,7 +8,8 @@
 3. prices every (customer, strategy) with the strategy catalogue: expected cost, profit and
    incremental profit over ``no_action``, and eligibility;
 4. solves the multiple-choice knapsack (budget, caps) on compact numeric arrays, then applies the
-   random holdout and exploration; every assignment keeps its propensity and reason;
+   random holdout and exploration; every assignment keeps its propensity and reason, and every
+   model-chosen contact its top three reasons (jobs/scoring/reasons.py);
 5. writes ``gold/assignments/ds=<ds>`` (Spark, atomic by partition) and returns the frames the
    publish step writes to the warehouse (assignments with recommendations, forecast).
 
@@ -56,6 +57,10 @@ ASSIGNMENT_COLUMNS = [
     "model_version",
     "scored_at",
     "model_strategy",
+    "reasons",
+    "reason_1",
+    "reason_2",
+    "reason_3",
 ]
 ELIGIBILITY_FEATURES = (
     "has_email",
@@ -139,6 +144,7 @@ def score(spark: SparkSession, settings: Settings, ds: str, catalogue: Catalogue
 
     from jobs.scoring.catalogue import load_catalogue
     from jobs.scoring.optimiser import decide
+    from jobs.scoring.reasons import with_reasons
 
     ds = check_ds(ds)
     catalogue = catalogue or load_catalogue(settings.strategy_catalogue)
@@ -214,6 +220,7 @@ def score(spark: SparkSession, settings: Settings, ds: str, catalogue: Catalogue
             "ds": F.lit(ds),
         }
     )
+    assignments = with_reasons(assignments, features, champion.uri, catalogue.control)
     assignments = with_recommendations(spark, settings, assignments, ds, catalogue.recommendations_top_n)
     # ds is a literal and the recommendations join is one row per customer: n rows, no counting pass
     write_partitions(spark, assignments, layer_path(settings, "gold", "assignments"), [ds], rows={ds: n})
@@ -295,6 +302,9 @@ def publish(spark: SparkSession, settings: Settings, ds: str, n_boot: int = 200)
     frame = spark.read.parquet(str(path)).withColumn("run_date", F.lit(ds).cast("date")).toArrow().to_pandas()
     if "model_strategy" not in frame.columns:  # scored before the column existed: the choice is unknown
         frame["model_strategy"] = None
+    for column in ("reasons", "reason_1", "reason_2", "reason_3"):  # scored before the reasons
+        if column not in frame.columns:
+            frame[column] = None
     frame = frame[ASSIGNMENT_COLUMNS]
     fc = forecast(
         frame["strategy"].to_numpy(),

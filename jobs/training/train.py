@@ -14,8 +14,8 @@
    "hurdle" (calibrated conversion x order value x (1 - discount)) by the off-policy profit of the
    catalogue policy each induces, and keep the better (:mod:`jobs.training.candidates`);
 4. evaluate on the held-out rows (:mod:`jobs.training.evaluate`), log metrics, plots (the uplift
-   calibration among them), the data profile, the training data's lineage, learning curves and
-   feature importance;
+   calibration among them), the data profile, the training data's lineage, learning curves,
+   feature importance and (XGBoost) the mean uplift contribution per feature and strategy;
 5. log the model as an MLflow pyfunc with signature and input example, register it as
    ``<prefix>_<family>`` and point the alias ``challenger`` at the new version.
 
@@ -460,6 +460,8 @@ def _evaluate_log_register(
     mlflow.log_dict(dict(sorted(imp.items(), key=lambda kv: -kv[1])), "feature_importance.json")
     fig = importance_figure(list(imp), list(imp.values()), f"Feature importance ({kind})")
     mlflow.log_figure(fig, "plots/feature_importance.png")
+    if kind == "xgboost":
+        _log_uplift_contributions(predictor, prep)
 
     sample = prep.flat_test.head(200)
     signature = infer_signature(sample, predictor.predict_frame(sample).reset_index(drop=True))
@@ -489,6 +491,25 @@ def _evaluate_log_register(
     )
     mlflow.set_tag("msp.model_version", version)
     return {"version": version, "metrics": metrics}
+
+
+def _log_uplift_contributions(predictor: UpliftPredictor, prep: Prepared, rows: int = 2000) -> None:
+    """Per strategy, the mean |TreeSHAP contribution| of each feature to its conversion uplift (held-out sample)."""
+    import mlflow
+
+    from jobs.models.plots import contributions_figure
+    from jobs.models.reasons import explainer, mean_abs_contributions
+
+    found = explainer(predictor)
+    if found is None:
+        return
+    spec, model = found
+    X = spec.matrix(prep.flat_test.head(rows))
+    means = mean_abs_contributions(model, X)
+    names = list(model.feature_names_)
+    table = {s: dict(sorted(zip(names, v.tolist(), strict=True), key=lambda kv: -kv[1])) for s, v in means.items()}
+    mlflow.log_dict(table, "uplift_contributions.json")
+    mlflow.log_figure(contributions_figure(means, names), "plots/uplift_contributions.png")
 
 
 def _summary(kind: str, name: str, run: Any, out: dict[str, Any], started: float) -> dict[str, Any]:

@@ -3,6 +3,7 @@ night's assignments valued against the simulator's truth."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import duckdb
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 
+from jobs.models.reasons import format_reason
 from jobs.scoring.catalogue import load_catalogue
 from jobs.simulator.respond import respond
 from jobs.warehouse import Warehouse
@@ -42,6 +44,26 @@ def test_assignments_in_duckdb_are_complete_and_recorded(scored: dict) -> None:
     assert forecast["customers"].sum() == len(frame)
     summary = wh.query(f"SELECT * FROM marketing.v_strategy_summary WHERE run_date = DATE '{END}'")
     assert summary["customers"].sum() == len(frame)
+
+
+def test_model_chosen_assignments_carry_three_reasons_and_the_others_none(scored: dict) -> None:
+    """Reasons (docs/SCORING.md): the top three uplift contributions of each model-chosen contact, largest
+    first, in JSON and in plain words; held-out, explored and no_action rows have none."""
+    settings, frame = scored["settings"], scored["duckdb"]
+    chosen = (frame["reason"] == "model") & (frame["strategy"] != "no_action")
+    reasons = frame.loc[chosen, "reasons"].map(lambda text: json.loads(text) if isinstance(text, str) else None)
+    print("reasons per model-chosen assignment", reasons.map(lambda r: -1 if r is None else len(r)).value_counts())
+    assert chosen.sum() > 0 and reasons.map(lambda r: r is not None and len(r) == 3).all()
+    for items, first in zip(reasons, frame.loc[chosen, "reason_1"], strict=True):
+        sizes = [abs(r["contribution"]) for r in items]
+        assert sizes == sorted(sizes, reverse=True) and sizes[-1] > 0
+        assert first == format_reason(items[0]["feature"], items[0]["value"], items[0]["contribution"])
+    others = frame.loc[~chosen, ["reasons", "reason_1", "reason_2", "reason_3"]]
+    assert others.isna().all().all() and (frame["reason"] == "holdout").sum() > 0
+    view = Warehouse.from_settings(settings).query(
+        f"SELECT count(*) AS n FROM marketing.v_assignment_reasons WHERE run_date = DATE '{END}'"
+    )
+    assert int(view["n"].iloc[0]) == chosen.sum()
 
 
 def test_publish_audits_the_run_for_disparities_between_customer_groups(scored: dict) -> None:

@@ -47,6 +47,7 @@ VIEWS = [
     "v_strategy_effects",
     "v_sales_forecast_latest",
     "v_campaign_revenue_share",
+    "v_assignment_reasons",
 ]
 MONEY = ["expected_revenue", "expected_incremental_revenue", "expected_cost", "expected_profit"]
 
@@ -73,6 +74,8 @@ def assignments(run_date: date, n: int, version: str = "1", seed: int = 0, first
             "model_version": version,
             "scored_at": pd.Timestamp(f"2026-03-0{run_date.day} 04:05:06.123456"),
             "model_strategy": rng.choice(["email", "discount_10", "none"], n),
+            "reasons": rng.choice(np.array(['[{"feature":"x","value":3,"contribution":0.8}]', None], dtype=object), n),
+            **{f"reason_{j}": rng.choice(np.array(["x 3: +0.80 pp", None], dtype=object), n) for j in (1, 2, 3)},
         }
     )
 
@@ -145,10 +148,11 @@ def test_0003_moves_rows_written_before_it_and_a_rerun_replaces_them(
     shipped = warehouse_module.migrations()
     monkeypatch.setattr(warehouse_module, "migrations", lambda: shipped[:2])
     wh.migrate()
-    # written before 0004 added model_strategy: it reads back NULL
-    d1, d2 = (assignments(d, n, seed=s).assign(model_strategy=None) for d, n, s in ((D1, 300, 1), (D2, 200, 2)))
-    wh.replace("strategy_assignments", {"run_date": D1}, d1.drop(columns="model_strategy"))
-    wh.replace("strategy_assignments", {"run_date": D2}, d2.drop(columns="model_strategy"))
+    # written before 0004 added model_strategy and 0009 the reasons: they read back NULL
+    later = ["model_strategy", "reasons", "reason_1", "reason_2", "reason_3"]
+    d1, d2 = (assignments(d, n, seed=s).assign(**dict.fromkeys(later)) for d, n, s in ((D1, 300, 1), (D2, 200, 2)))
+    wh.replace("strategy_assignments", {"run_date": D1}, d1.drop(columns=later))
+    wh.replace("strategy_assignments", {"run_date": D2}, d2.drop(columns=later))
     monkeypatch.undo()
     assert wh.migrate() == [
         "0003_partition_assignments",
@@ -157,6 +161,7 @@ def test_0003_moves_rows_written_before_it_and_a_rerun_replaces_them(
         "0006_datasets",
         "0007_sales_forecast",
         "0008_dataset_customer_value",
+        "0009_assignment_reasons",
     ]
     pd.testing.assert_frame_equal(rows(wh), expected(d1, d2))
     d1_v2 = assignments(D1, 250, version="2", seed=3, first=100)
@@ -309,8 +314,13 @@ def test_bi_views_return_the_right_numbers(wh: Warehouse) -> None:
             ("d", "none", "holdout", 1.0, 0.0, 0.0, 0.0, 0.0),
         ],
     )
+    latest["reasons"] = ['[{"feature":"x","value":3,"contribution":0.8}]', None, "[]", None]
+    latest["reason_1"] = ["x 3: +0.80 pp", None, None, None]
     wh.replace("strategy_assignments", {"run_date": D1}, older)
     wh.replace("strategy_assignments", {"run_date": D3}, latest)
+    why = wh.query(f"SELECT customer_id, reason_1, reason_2 FROM {wh.schema}.v_assignment_reasons ORDER BY customer_id")
+    assert why["customer_id"].tolist() == ["a", "c"]  # only rows with reasons
+    assert why["reason_1"].tolist()[0] == "x 3: +0.80 pp" and why["reason_2"].isna().all()
 
     shown = normalized(wh.query(f"SELECT * FROM {wh.schema}.v_latest_assignments ORDER BY customer_id"))
     assert list(shown["customer_id"]) == ["a", "b", "c", "d"]
@@ -467,7 +477,8 @@ def test_bi_reader_can_select_everything_and_change_nothing(
     wh = Warehouse(postgres_url, f"t_{secrets.token_hex(6)}")
     first = init_via_cli(monkeypatch, postgres_url, wh.schema)
     applied = "0001_data_quality', '0002_scoring', '0003_partition_assignments', '0004_closed_loop', "
-    applied += "'0005_predicted_intervals', '0006_datasets', '0007_sales_forecast', '0008_dataset_customer_value'"
+    applied += "'0005_predicted_intervals', '0006_datasets', '0007_sales_forecast', '0008_dataset_customer_value', "
+    applied += "'0009_assignment_reasons'"
     assert f"applied ['{applied}]" in first
     assert "bi_reader" in first
     assert "up to date" in init_via_cli(monkeypatch, postgres_url, wh.schema)  # idempotent, role included
