@@ -12,6 +12,20 @@ import_app = typer.Typer(
     no_args_is_help=True,
 )
 
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Landing root to write into (default: <lake>/datasets/<dataset>/landing)."),
+]
+BadRowsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bad-rows",
+        help="Rows that break the mapping: 'fail' (one error naming them) or 'quarantine' (set aside in "
+        "<landing>/quarantine with the line and the reason; the valid rows are imported). Default: the mapping's "
+        "on_bad_rows, else fail.",
+    ),
+]
+
 
 @import_app.command("campaign-log")
 def campaign_log_command(
@@ -26,19 +40,8 @@ def campaign_log_command(
             "e.g. thornton_hiv, whose rows ship inside a package)."
         ),
     ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Landing root to write into (default: <lake>/datasets/<dataset>/landing)."),
-    ] = None,
-    bad_rows: Annotated[
-        str | None,
-        typer.Option(
-            "--bad-rows",
-            help="Rows that break the mapping: 'fail' (one error naming them) or 'quarantine' (set aside in "
-            "<landing>/quarantine with the line and the reason; the valid rows are imported). Default: the mapping's "
-            "on_bad_rows, else fail.",
-        ),
-    ] = None,
+    output: OutputOpt = None,
+    bad_rows: BadRowsOpt = None,
 ) -> None:
     """Map an A/B-test or campaign export into campaign_log and customer_attributes (partition ds)."""
     from jobs.imports.campaign_log import (
@@ -78,14 +81,8 @@ def orders_command(
         Path, typer.Argument(help="The order history: .csv, .jsonl/.ndjson or .parquet (one row per order line).")
     ],
     mapping: Annotated[str, typer.Option("--mapping", "-m", help="Mapping YAML with kind: orders.")],
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Landing root to write into (default: <lake>/datasets/<dataset>/landing)."),
-    ] = None,
-    bad_rows: Annotated[
-        str | None,
-        typer.Option("--bad-rows", help="'fail' or 'quarantine' (default: the mapping's on_bad_rows, else fail)."),
-    ] = None,
+    output: OutputOpt = None,
+    bad_rows: BadRowsOpt = None,
 ) -> None:
     """Import a shop's order history alone (no events, no campaigns): RFM, repeat propensity, value targeting."""
     from jobs.imports.campaign_log import CampaignImportError, default_output_root
