@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,7 @@ import pytest
 
 from jobs.settings import Settings
 from tests.support.bad_corpus import CorpusRun, run
+from tests.support.webhook import Receiver
 
 if TYPE_CHECKING:
     from tests.support.spark_cluster import StandaloneCluster
@@ -33,3 +35,14 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalo
 
     with standalone_cluster(tmp_path_factory.mktemp("spark-cluster"), cores=2, memory="2g") as cluster:
         yield cluster
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A loopback webhook endpoint that keeps what it receives (MSP_ALERT_WEBHOOK_URL = its url)."""
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

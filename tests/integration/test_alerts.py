@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,43 +10,7 @@ import pytest
 
 from jobs.alerts import failure_payload, send_alert, task_failure_alert
 from jobs.settings import get_settings
-
-
-class Receiver(ThreadingHTTPServer):
-    """A webhook endpoint on 127.0.0.1 that keeps every JSON body it receives."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.got_one = threading.Event()
-
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append({"content_type": self.headers["Content-Type"], **json.loads(body)})
-                self.send_response(204)
-                self.end_headers()
-                outer.got_one.set()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks/msp"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+from tests.support.webhook import Receiver
 
 
 def context(error: Exception) -> dict:

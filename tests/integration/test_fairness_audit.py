@@ -4,8 +4,6 @@ and the disparity alert reaches a real webhook (a local server) above the thresh
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -13,22 +11,12 @@ import pytest
 
 from jobs.scoring.fairness import alert_disparities, audit_run, disparity_report
 from jobs.settings import Settings
-from tests.integration.test_alerts import Receiver
+from tests.support.webhook import Receiver
 from tests.unit.test_fairness import DISCOUNTS, frame
 
 DS = "2026-10-30"
 # ages by region: north 25 (<30), south 40 and west 45 ([30,50)), east 60 but one unknown
 AGES = [25.0] * 4 + [40.0] * 4 + [60.0, 60.0, 60.0, 60.0, None] + [45.0]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def write_run(settings: Settings) -> pd.DataFrame:
